@@ -1,0 +1,83 @@
+"""Pending contact pairing requests in MongoDB, in the original server's collection shape."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from bson.binary import Binary
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+from temporalio import activity
+
+from activities.messages import PairingRequestsToDelete, PendingPairingRequest
+
+logger = structlog.get_logger(__name__)
+
+COLLECTION_NAME = "contactpairingrequests"
+# MongoDB's own expiry is only a safety net behind the workflows' timers, so it fires a
+# day after them.
+TTL_INDEX_MARGIN = timedelta(days=1)
+_INDEX_OPTIONS_CONFLICT = 85
+
+
+async def ensure_indexes(database: AsyncDatabase[dict[str, Any]], request_ttl: timedelta) -> None:
+    """Create the collection's indexes, or bring the TTL in line with ``request_ttl``."""
+    collection = database[COLLECTION_NAME]
+    await collection.create_index(
+        [("requesterVeraId", ASCENDING), ("targetVeraId", ASCENDING)], unique=True
+    )
+    expire_after = int((request_ttl + TTL_INDEX_MARGIN).total_seconds())
+    try:
+        await collection.create_index("creationDate", expireAfterSeconds=expire_after)
+    except OperationFailure as error:
+        if error.code != _INDEX_OPTIONS_CONFLICT:
+            raise
+        await database.command(
+            "collMod",
+            COLLECTION_NAME,
+            index={"keyPattern": {"creationDate": 1}, "expireAfterSeconds": expire_after},
+        )
+
+
+class PairingRequestStore:
+    """Activities that keep the stored requests in step with the pairing workflows."""
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self._collection = collection
+
+    @activity.defn(name="store_pending_pairing_request")
+    async def store(self, request: PendingPairingRequest) -> None:
+        # An upsert on the (requester, target) key, so a retry or a resend rewrites the
+        # same document; the creation date is set once, so a resend does not extend it.
+        await self._collection.update_one(
+            {
+                "requesterVeraId": request.requester_veraid_id,
+                "targetVeraId": request.target_veraid_id,
+            },
+            {
+                "$set": {
+                    "requesterEndpointId": request.requester_endpoint_id,
+                    "requesterIdKey": Binary(base64.b64decode(request.requester_id_key_b64)),
+                },
+                "$setOnInsert": {"creationDate": request.first_received, "__v": 0},
+            },
+            upsert=True,
+        )
+
+    @activity.defn(name="delete_pairing_requests")
+    async def delete(self, pair: PairingRequestsToDelete) -> None:
+        a, b = pair.veraid_id_a, pair.veraid_id_b
+        result = await self._collection.delete_many(
+            {
+                "$or": [
+                    {"requesterVeraId": a, "targetVeraId": b},
+                    {"requesterVeraId": b, "targetVeraId": a},
+                ]
+            }
+        )
+        logger.debug("Pairing requests deleted", count=result.deleted_count)

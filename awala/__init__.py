@@ -1,0 +1,43 @@
+"""Awala Internet Endpoint service messages as CloudEvents, sans I/O.
+
+The Awala Internet Endpoint turns each parcel it receives into an *incoming service
+message* CloudEvent and takes our replies as *outgoing service message* CloudEvents.
+This package maps between those events and plain values, for the two transports the
+endpoint supports: binary-mode HTTP and Google Pub/Sub. It performs no I/O.
+"""
+
+from awala.cloudevents import (
+    PubSubMessage,
+    event_from_binary_http,
+    event_from_pubsub_push,
+    event_to_binary_http,
+    event_to_pubsub_message,
+)
+from awala.errors import AwalaError, InvalidCloudEvent, InvalidServiceMessage
+from awala.service_messages import (
+    INCOMING_SERVICE_MESSAGE_TYPE,
+    OUTGOING_SERVICE_MESSAGE_TYPE,
+    IncomingServiceMessage,
+    OutgoingServiceMessage,
+    add_months,
+    incoming_message_from_event,
+    outgoing_message_to_event,
+)
+
+__all__ = [
+    "INCOMING_SERVICE_MESSAGE_TYPE",
+    "OUTGOING_SERVICE_MESSAGE_TYPE",
+    "AwalaError",
+    "IncomingServiceMessage",
+    "InvalidCloudEvent",
+    "InvalidServiceMessage",
+    "OutgoingServiceMessage",
+    "PubSubMessage",
+    "add_months",
+    "event_from_binary_http",
+    "event_from_pubsub_push",
+    "event_to_binary_http",
+    "event_to_pubsub_message",
+    "incoming_message_from_event",
+    "outgoing_message_to_event",
+]

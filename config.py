@@ -1,0 +1,227 @@
+"""Configuration: read from the environment once, validated, at start-up.
+
+Both processes (ingress and worker) call :func:`load_settings` before doing anything
+else. Every problem found is reported at once, naming the variable, so an operator
+fixes a deployment in one go instead of one crash at a time. Variable names follow
+the original Letro server where it had one, and Temporal's own client conventions
+(``TEMPORAL_*``) for the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+Component = Literal["ingress", "worker"]
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable service."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid configuration: " + "; ".join(problems))
+        self.problems = problems
+
+
+class Transport(StrEnum):
+    HTTP_BINARY = "ce-http-binary"
+    GOOGLE_PUBSUB = "google-pubsub"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class TemporalSettings:
+    address: str
+    namespace: str
+    task_queue: str
+    api_key: str | None
+    tls: bool
+    tls_client_cert_path: Path | None
+    tls_client_key_path: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class MongoSettings:
+    uri: str
+    database: str | None
+    user: str | None
+    password: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    version: str
+    log_level: str
+    log_format: LogFormat
+    request_id_header: str
+    host: str
+    port: int
+    transport: Transport
+    sink_url: str | None
+    pubsub_topic: str | None  # always a full path: projects/<project>/topics/<topic>
+    mongodb: MongoSettings
+    temporal: TemporalSettings
+    pairing_request_ttl: timedelta
+
+
+class _Reader:
+    """Collects every problem while reading, so they can be reported together."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str, why: str = "") -> str:
+        value = self.optional(name)
+        if value is None:
+            self.problems.append(f"{name} is required{why}")
+            return ""
+        return value
+
+    def parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not {expected}")
+            return default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = (self.optional(name) or default).lower()
+        if raw not in choices:
+            self.problems.append(f"{name}={raw!r} must be one of {', '.join(choices)}")
+            return default
+        return raw
+
+    def url(self, name: str, *, required: bool, why: str = "") -> str | None:
+        raw = self.required(name, why) if required else self.optional(name)
+        if raw:
+            parts = urlsplit(raw)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                self.problems.append(f"{name}={raw!r} is not an http(s) URL")
+        return raw or None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError(text)
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def load_settings(component: Component, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration of ``component``; raise ConfigError if unusable."""
+    read = _Reader(os.environ if environ is None else environ)
+
+    transport = Transport(read.choice("CE_TRANSPORT", Transport.HTTP_BINARY, tuple(Transport)))
+    # Only the worker emits messages, so only it needs to know where they go.
+    needs_sink = component == "worker"
+    sink_url = read.url(
+        "K_SINK",
+        required=needs_sink and transport is Transport.HTTP_BINARY,
+        why=" when CE_TRANSPORT=ce-http-binary",
+    )
+    pubsub_topic = (
+        read.required("CE_GPUBSUB_TOPIC", " when CE_TRANSPORT=google-pubsub")
+        if needs_sink and transport is Transport.GOOGLE_PUBSUB
+        else read.optional("CE_GPUBSUB_TOPIC")
+    )
+    google_project = read.optional("GOOGLE_CLOUD_PROJECT")
+    if pubsub_topic and not pubsub_topic.startswith("projects/"):
+        if google_project:
+            pubsub_topic = f"projects/{google_project}/topics/{pubsub_topic}"
+        elif needs_sink:
+            read.problems.append(
+                "GOOGLE_CLOUD_PROJECT is required when CE_GPUBSUB_TOPIC is not a full topic path"
+                " (projects/<project>/topics/<topic>)"
+            )
+
+    api_key = read.optional("TEMPORAL_API_KEY")
+    cert_path = read.optional("TEMPORAL_TLS_CLIENT_CERT_PATH")
+    key_path = read.optional("TEMPORAL_TLS_CLIENT_KEY_PATH")
+    if bool(cert_path) != bool(key_path):
+        read.problems.append(
+            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be set together"
+        )
+    for name, path in (
+        ("TEMPORAL_TLS_CLIENT_CERT_PATH", cert_path),
+        ("TEMPORAL_TLS_CLIENT_KEY_PATH", key_path),
+    ):
+        if path and not Path(path).is_file():
+            read.problems.append(f"{name}={path!r} is not a readable file")
+    temporal = TemporalSettings(
+        address=read.optional("TEMPORAL_ADDRESS") or "localhost:7233",
+        namespace=read.optional("TEMPORAL_NAMESPACE") or "default",
+        task_queue=read.optional("TEMPORAL_TASK_QUEUE") or "letro-server",
+        api_key=api_key,
+        # A hosted cluster (API key or mTLS) always speaks TLS; TEMPORAL_TLS can still force it.
+        tls=read.parsed("TEMPORAL_TLS", bool(api_key or cert_path), _boolean, "a boolean"),
+        tls_client_cert_path=Path(cert_path) if cert_path else None,
+        tls_client_key_path=Path(key_path) if key_path else None,
+    )
+
+    mongodb = MongoSettings(
+        uri=read.required("MONGODB_URI"),
+        database=read.optional("MONGODB_DB"),
+        user=read.optional("MONGODB_USER"),
+        password=read.optional("MONGODB_PASSWORD"),
+    )
+
+    settings = Settings(
+        version=read.required("VERSION"),
+        log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
+        log_format=LogFormat(read.choice("LOG_FORMAT", LogFormat.JSON, tuple(LogFormat))),
+        request_id_header=(read.optional("REQUEST_ID_HEADER") or "X-Request-Id").lower(),
+        host=read.optional("HOST") or "0.0.0.0",
+        port=read.parsed("PORT", 8080, _port, "a TCP port"),
+        transport=transport,
+        sink_url=sink_url,
+        pubsub_topic=pubsub_topic,
+        mongodb=mongodb,
+        temporal=temporal,
+        pairing_request_ttl=timedelta(
+            seconds=read.parsed(
+                "PAIRING_REQUEST_TTL_SECONDS", 90 * 86400, _positive_int, "a positive integer"
+            )
+        ),
+    )
+    if read.problems:
+        raise ConfigError(read.problems)
+    return settings

@@ -1,0 +1,55 @@
+"""Clients for the backing services, built from the settings in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from temporalio.client import Client
+from temporalio.service import TLSConfig
+
+from config import MongoSettings, TemporalSettings
+
+DEFAULT_DATABASE = "letro"
+# As the original server: fail fast when MongoDB is away, so the broker retries later.
+MONGO_TIMEOUT_MS = 3000
+
+
+async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) -> Client:
+    """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection."""
+    tls: bool | TLSConfig = settings.tls
+    if settings.tls_client_cert_path and settings.tls_client_key_path:
+        tls = TLSConfig(
+            client_cert=settings.tls_client_cert_path.read_bytes(),
+            client_private_key=settings.tls_client_key_path.read_bytes(),
+        )
+    return await Client.connect(
+        settings.address,
+        namespace=settings.namespace,
+        api_key=settings.api_key,
+        tls=tls,
+        lazy=lazy,
+    )
+
+
+def connect_mongo(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
+    """A MongoDB client; pymongo connects in the background on first use."""
+    options: dict[str, Any] = {
+        "serverSelectionTimeoutMS": MONGO_TIMEOUT_MS,
+        "connectTimeoutMS": MONGO_TIMEOUT_MS,
+        "maxIdleTimeMS": 60_000,
+    }
+    if settings.user:
+        options["username"] = settings.user
+    if settings.password:
+        options["password"] = settings.password
+    return AsyncMongoClient(settings.uri, **options)
+
+
+def database(
+    client: AsyncMongoClient[dict[str, Any]], settings: MongoSettings
+) -> AsyncDatabase[dict[str, Any]]:
+    if settings.database:
+        return client[settings.database]
+    return client.get_default_database(default=DEFAULT_DATABASE)

@@ -1,0 +1,1 @@
+"""Local infrastructure helpers: the backing services Letro needs on one machine."""

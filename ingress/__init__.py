@@ -1,0 +1,1 @@
+"""HTTP ingress: takes incoming service messages as CloudEvents and hands them to Temporal."""

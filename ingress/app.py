@@ -1,0 +1,152 @@
+"""The ingress web application: ``POST /`` for CloudEvents, ``GET|HEAD /`` for health.
+
+A message is acknowledged (204) only once Temporal has durably accepted it; if Temporal
+cannot be reached the answer is 503 so the broker redelivers it later. An envelope that
+can never succeed gets 400 with a JSON body saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from cloudevents.core.base import BaseCloudEvent
+from pymongo import AsyncMongoClient
+from quart import Quart, Response, request
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from awala.cloudevents import event_from_binary_http, event_from_pubsub_push
+from awala.errors import InvalidCloudEvent, InvalidServiceMessage
+from awala.service_messages import incoming_message_from_event
+from config import Settings, Transport
+from connections import connect_mongo, connect_temporal
+from ingress.routing import Ignore, RoutingOptions, UnsupportedContentType, route
+
+logger = structlog.get_logger("ingress")
+
+# Awala parcels carry at most a few megabytes; Temporal refuses payloads over 2 MiB.
+MAX_CONTENT_LENGTH = 1024 * 1024
+# Within the broker's push deadline (10 s for Pub/Sub in production).
+TEMPORAL_RPC_TIMEOUT = timedelta(seconds=5)
+HEALTH_CHECK_TIMEOUT = 3.0
+
+
+def create_app(settings: Settings, *, temporal_client: Client | None = None) -> Quart:
+    app = Quart(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    state: dict[str, Any] = {}
+    routing = RoutingOptions(pairing_request_ttl=settings.pairing_request_ttl)
+
+    @app.before_serving
+    async def connect() -> None:
+        # Lazy: the ingress starts (and reports unhealthy) even while Temporal is down.
+        state["temporal"] = temporal_client or await connect_temporal(settings.temporal, lazy=True)
+        state["mongo"] = connect_mongo(settings.mongodb)
+
+    @app.after_serving
+    async def disconnect() -> None:
+        mongo: AsyncMongoClient[dict[str, Any]] = state["mongo"]
+        await mongo.close()
+
+    @app.before_request
+    async def bind_request_id() -> None:
+        structlog.contextvars.clear_contextvars()
+        request_id = request.headers.get(settings.request_id_header) or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(requestId=request_id)
+
+    @app.route("/", methods=["GET", "HEAD"])
+    async def health() -> Response:
+        problems = await _health_problems(state["mongo"], state["temporal"])
+        if problems:
+            logger.error("Health check failed", problems=problems)
+            return Response("Unavailable: " + "; ".join(problems), 503, mimetype="text/plain")
+        return Response("Success! It works.", 200, mimetype="text/plain")
+
+    @app.route("/", methods=["POST"])
+    async def receive() -> Response:
+        body = await request.get_data()
+        assert isinstance(body, bytes)
+        try:
+            event = _read_event(settings.transport, dict(request.headers), body)
+        except InvalidCloudEvent as error:
+            logger.info("Refused invalid CloudEvent", err=str(error))
+            return _json_error(400, "Invalid CloudEvent", str(error))
+        try:
+            message = incoming_message_from_event(event)
+        except InvalidServiceMessage as error:
+            logger.warning("Invalid incoming service message", err=str(error))
+            return _json_error(400, "Invalid incoming service message", str(error))
+
+        log = logger.bind(
+            parcelId=message.parcel_id, contentType=message.content_type, peerId=message.sender_id
+        )
+        try:
+            decision = route(message, routing)
+        except UnsupportedContentType as error:
+            log.warning("Unsupported service message content type")
+            return _json_error(400, "Unsupported service message content type", str(error))
+        if isinstance(decision, Ignore):
+            log.info(decision.reason, **decision.log_fields)
+            return Response("", 204)
+
+        client: Client = state["temporal"]
+        try:
+            await client.start_workflow(
+                decision.workflow,
+                decision.start_input,
+                id=decision.workflow_id,
+                task_queue=settings.temporal.task_queue,
+                start_signal=decision.signal,
+                start_signal_args=[decision.signal_input],
+                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+            )
+        except (TimeoutError, RPCError, RuntimeError) as error:
+            # RuntimeError: the lazy client failed to connect at all.
+            log.error("Could not hand message to Temporal; the broker will retry", err=str(error))
+            return Response("", 503)
+        log.info(
+            "Incoming service message accepted",
+            workflowId=decision.workflow_id,
+            **decision.log_fields,
+        )
+        return Response("", 204)
+
+    return app
+
+
+def _read_event(transport: Transport, headers: dict[str, str], body: bytes) -> BaseCloudEvent:
+    if transport is Transport.GOOGLE_PUBSUB:
+        return event_from_pubsub_push(body)
+    return event_from_binary_http(headers, body)
+
+
+def _json_error(status: int, message: str, detail: str) -> Response:
+    return Response(
+        json.dumps({"message": message, "detail": detail}), status, mimetype="application/json"
+    )
+
+
+async def _health_problems(mongo: AsyncMongoClient[dict[str, Any]], temporal: Client) -> list[str]:
+    async def mongo_ok() -> str | None:
+        try:
+            await asyncio.wait_for(mongo.admin.command("ping"), HEALTH_CHECK_TIMEOUT)
+        except Exception as error:  # any failure means unhealthy, whatever its type
+            return f"MongoDB unreachable ({type(error).__name__})"
+        return None
+
+    async def temporal_ok() -> str | None:
+        try:
+            healthy = await asyncio.wait_for(
+                temporal.service_client.check_health(), HEALTH_CHECK_TIMEOUT
+            )
+        except Exception as error:
+            return f"Temporal unreachable ({type(error).__name__})"
+        return None if healthy else "Temporal not serving"
+
+    results = await asyncio.gather(mongo_ok(), temporal_ok())
+    return [problem for problem in results if problem]

@@ -1,0 +1,27 @@
+"""Exceptions raised by the :mod:`letro` protocol helpers."""
+
+from __future__ import annotations
+
+# Messages quote what was wrong, but only a bounded excerpt of it: the input comes from
+# arbitrary Awala peers and the messages end up in operator log lines.
+_MAX_EXCERPT_LENGTH = 100
+
+
+class LetroProtocolError(Exception):
+    """Base class for every error raised by the :mod:`letro` package."""
+
+
+class InvalidVeraidId(LetroProtocolError):
+    """A string is not a well-formed VeraId user id such as ``alice@example.com``."""
+
+
+class MalformedPairingRequest(LetroProtocolError):
+    """The content of a legacy (CSV) contact pairing request is malformed."""
+
+
+def excerpt(value: str | bytes) -> str:
+    """Return the ``repr`` of ``value``, cut to about 100 characters."""
+    quoted = repr(value[: _MAX_EXCERPT_LENGTH + 1])
+    if len(value) <= _MAX_EXCERPT_LENGTH and len(quoted) <= _MAX_EXCERPT_LENGTH:
+        return quoted
+    return quoted[: _MAX_EXCERPT_LENGTH - 3] + "..."

@@ -1,0 +1,299 @@
+"""Legacy CSV contact pairing through the real stack: ingress over HTTP, Temporal, MongoDB, sink."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from letro.content_types import PAIRING_MATCH_TMP
+from tests.conftest import Ingress, Sink, StartIngress, Worker
+from tests.helpers import SERVER_ENDPOINT_ID, Agent, new_agent, send_pairing_request
+from workflows.legacy_pairing import LegacyPairingStatus, workflow_id_for
+
+pytestmark = pytest.mark.integration
+
+MATCH_TIMEOUT = 20.0
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+def requests_collection(
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> AsyncCollection[dict[str, Any]]:
+    return mongo["letro_test"]["contactpairingrequests"]
+
+
+async def wait_for_matches(sink: Sink, *agents: Agent) -> None:
+    await sink.recorder.wait_for(
+        lambda _: all(sink.recorder.to(agent.endpoint_id) for agent in agents), MATCH_TIMEOUT
+    )
+
+
+async def pair_status(client: Client, a: Agent, b: Agent) -> LegacyPairingStatus:
+    handle = client.get_workflow_handle(workflow_id_for(a.veraid_id, b.veraid_id))
+    status: LegacyPairingStatus = await handle.query("status", result_type=LegacyPairingStatus)
+    return status
+
+
+async def wait_for_status(
+    client: Client,
+    a: Agent,
+    b: Agent,
+    predicate: Callable[[LegacyPairingStatus], bool],
+    deadline: float = 10,
+) -> LegacyPairingStatus:
+    async with asyncio.timeout(deadline):
+        while True:
+            status = await pair_status(client, a, b)
+            if predicate(status):
+                return status
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("alice_first", [True, False], ids=["alice-first", "bob-first"])
+async def test_requests_match_in_either_order(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink, alice_first: bool
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob", "tickety.boo")
+    first, second = (alice, bob) if alice_first else (bob, alice)
+
+    assert (await send_pairing_request(http, ingress.url, first, second)).status_code == 204
+    assert (await send_pairing_request(http, ingress.url, second, first)).status_code == 204
+    await wait_for_matches(sink, alice, bob)
+
+    [to_alice] = sink.recorder.to(alice.endpoint_id)
+    [to_bob] = sink.recorder.to(bob.endpoint_id)
+    assert to_alice.data == alice.expected_match_from(bob)
+    assert to_bob.data == bob.expected_match_from(alice)
+    for event in (to_alice, to_bob):
+        assert event.event_type == "tech.relaycorp.awala.endpoint-internet.outgoing-service-message"
+        assert event.content_type == PAIRING_MATCH_TMP
+        assert event.source == SERVER_ENDPOINT_ID
+        assert event.expiry is not None
+    assert to_alice.event_id != to_bob.event_id
+
+
+async def test_pending_request_is_stored_then_deleted_on_match(
+    http: httpx.AsyncClient,
+    ingress: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    collection = requests_collection(mongo_client)
+
+    await send_pairing_request(http, ingress.url, alice, bob)
+    await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.pending_requesters == [alice.veraid_id]
+    )
+    document = await collection.find_one({"requesterVeraId": alice.veraid_id})
+    assert document is not None
+    assert document["targetVeraId"] == bob.veraid_id
+    assert document["requesterEndpointId"] == alice.endpoint_id
+    assert bytes(document["requesterIdKey"]) == alice.id_key
+    assert isinstance(document["creationDate"], datetime)
+    assert sink.recorder.to(alice.endpoint_id) == []
+
+    await send_pairing_request(http, ingress.url, bob, alice)
+    await wait_for_matches(sink, alice, bob)
+    await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.matches == 1 and not s.pending_requesters
+    )
+    assert (
+        await collection.count_documents(
+            {"requesterVeraId": {"$in": [alice.veraid_id, bob.veraid_id]}}
+        )
+        == 0
+    )
+
+
+async def test_concurrent_requests_of_one_pair_match_exactly_once(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink
+) -> None:
+    pairs = [(new_agent("alice"), new_agent("bob")) for _ in range(10)]
+    responses = await asyncio.gather(
+        *(
+            send_pairing_request(http, ingress.url, x, y)
+            for alice, bob in pairs
+            for x, y in ((alice, bob), (bob, alice))
+        )
+    )
+    assert [response.status_code for response in responses] == [204] * 20
+    everyone = [agent for pair in pairs for agent in pair]
+    await wait_for_matches(sink, *everyone)
+    await asyncio.sleep(1)  # room for a duplicate to show up, were there one
+    for alice, bob in pairs:
+        assert [e.data for e in sink.recorder.to(alice.endpoint_id)] == [
+            alice.expected_match_from(bob)
+        ]
+        assert [e.data for e in sink.recorder.to(bob.endpoint_id)] == [
+            bob.expected_match_from(alice)
+        ]
+
+
+async def test_redelivered_event_produces_no_duplicate_output(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink, temporal_client: Client
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    await send_pairing_request(http, ingress.url, alice, bob, parcel_id="alice-parcel")
+    assert (
+        await send_pairing_request(http, ingress.url, alice, bob, parcel_id="alice-parcel")
+    ).status_code == 204
+    await send_pairing_request(http, ingress.url, bob, alice, parcel_id="bob-parcel")
+    await wait_for_matches(sink, alice, bob)
+
+    # Late redeliveries of both requests, after the match.
+    await send_pairing_request(http, ingress.url, alice, bob, parcel_id="alice-parcel")
+    await send_pairing_request(http, ingress.url, bob, alice, parcel_id="bob-parcel")
+    status = await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.redeliveries_ignored == 3
+    )
+
+    assert status.matches == 1
+    assert status.pending_requesters == []
+    assert len(sink.recorder.to(alice.endpoint_id)) == 1
+    assert len(sink.recorder.to(bob.endpoint_id)) == 1
+
+
+async def test_resend_replaces_endpoint_and_key_but_not_creation_date(
+    http: httpx.AsyncClient,
+    ingress: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    alice_moved = Agent(alice.veraid_id, new_agent("x").endpoint_id, b"a new identity key")
+    collection = requests_collection(mongo_client)
+
+    await send_pairing_request(http, ingress.url, alice, bob)
+    await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.pending_requesters == [alice.veraid_id]
+    )
+    original = await collection.find_one({"requesterVeraId": alice.veraid_id})
+    assert original is not None
+    await send_pairing_request(http, ingress.url, alice_moved, bob)
+    async with asyncio.timeout(10):
+        while True:
+            updated = await collection.find_one({"requesterVeraId": alice.veraid_id})
+            if updated and updated["requesterEndpointId"] == alice_moved.endpoint_id:
+                break
+            await asyncio.sleep(0.1)
+    assert bytes(updated["requesterIdKey"]) == alice_moved.id_key
+    assert updated["creationDate"] == original["creationDate"]
+
+    await send_pairing_request(http, ingress.url, bob, alice)
+    await wait_for_matches(sink, alice_moved, bob)
+    assert [e.data for e in sink.recorder.to(bob.endpoint_id)] == [
+        bob.expected_match_from(alice_moved)
+    ]
+    assert sink.recorder.to(alice.endpoint_id) == []
+
+
+async def test_unmatched_request_expires_and_is_deleted(
+    http: httpx.AsyncClient,
+    start_ingress: StartIngress,
+    http_worker: Worker,
+    sink: Sink,
+    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    short_lived = start_ingress(
+        TEMPORAL_TASK_QUEUE=http_worker.task_queue, PAIRING_REQUEST_TTL_SECONDS="2"
+    )
+    alice, bob = new_agent("alice"), new_agent("bob")
+    collection = requests_collection(mongo_client)
+
+    await send_pairing_request(http, short_lived.url, alice, bob)
+    await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.pending_requesters == [alice.veraid_id]
+    )
+    assert await collection.count_documents({"requesterVeraId": alice.veraid_id}) == 1
+
+    status = await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.expirations == 1, deadline=15
+    )
+    assert status.pending_requesters == []
+    assert await collection.count_documents({"requesterVeraId": alice.veraid_id}) == 0
+    assert sink.recorder.to(alice.endpoint_id) == []
+
+
+MALFORMED_BODIES = {
+    "two fields": b"alice@applepie.rocks,bob@tickety.boo",
+    "bad base64": b"alice@applepie.rocks,bob@tickety.boo,not*base64",
+    "not utf-8": b"alice@applepie.rocks,bob@tickety.boo,\xff\xfe",
+    "requester not a user id": b"applepie.rocks,bob@tickety.boo,YWxpY2U=",
+    "target not a user id": b"alice@applepie.rocks,@bob@tickety.boo,YWxpY2U=",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES.values(), ids=MALFORMED_BODIES.keys())
+async def test_malformed_request_is_dropped_without_output(
+    http: httpx.AsyncClient, ingress: Ingress, temporal_client: Client, body: bytes
+) -> None:
+    sender = new_agent("mallory")
+    response = await http.post(
+        ingress.url,
+        headers={
+            "ce-specversion": "1.0",
+            "ce-id": "malformed",
+            "ce-type": "tech.relaycorp.awala.endpoint-internet.incoming-service-message",
+            "ce-source": sender.endpoint_id,
+            "ce-subject": SERVER_ENDPOINT_ID,
+            "content-type": "application/vnd.relaycorp.letro.pairing-request-tmp",
+        },
+        content=body,
+    )
+    assert response.status_code == 204
+    handle = temporal_client.get_workflow_handle(
+        workflow_id_for("alice@applepie.rocks", "bob@tickety.boo")
+    )
+    with pytest.raises(RPCError) as error:
+        await handle.describe()
+    assert error.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_workflow_is_readable_in_temporal(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink, temporal_client: Client
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    await send_pairing_request(http, ingress.url, alice, bob)
+    await send_pairing_request(http, ingress.url, bob, alice)
+    await wait_for_matches(sink, alice, bob)
+    await wait_for_status(temporal_client, alice, bob, lambda s: s.matches == 1)
+
+    handle = temporal_client.get_workflow_handle(workflow_id_for(alice.veraid_id, bob.veraid_id))
+    description = await handle.describe()
+    assert description.workflow_type == "LegacyContactPairing"
+    assert description.status == WorkflowExecutionStatus.RUNNING  # lingering to absorb redeliveries
+    # Local activities appear in the history as markers naming the activity type.
+    history = await handle.fetch_history()
+    steps = [
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+    ]
+    assert sorted(steps) == [
+        "delete_pairing_requests",
+        "emit_service_message",
+        "emit_service_message",
+        "store_pending_pairing_request",
+    ]

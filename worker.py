@@ -1,0 +1,94 @@
+"""The Temporal worker: runs the workflows and activities of the Letro server.
+
+Start it with ``python worker.py``; configuration comes from the environment (see the
+README). SIGTERM or SIGINT stop it gracefully: it stops polling, lets running tasks
+finish, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import timedelta
+
+import structlog
+from temporalio.worker import Worker
+
+from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
+from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
+from config import ConfigError, Settings, Transport, load_settings
+from connections import connect_mongo, connect_temporal, database
+from logs import configure_logging
+from workflows.legacy_pairing import LegacyContactPairing
+
+logger = structlog.get_logger("worker")
+
+WORKFLOWS = [LegacyContactPairing]
+
+
+def make_sink(settings: Settings) -> EventSink:
+    if settings.transport is Transport.GOOGLE_PUBSUB:
+        assert settings.pubsub_topic is not None  # guaranteed by load_settings("worker")
+        return PubSubSink(settings.pubsub_topic)
+    assert settings.sink_url is not None
+    return HttpBinarySink(settings.sink_url)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    client = await connect_temporal(settings.temporal)
+    mongo = connect_mongo(settings.mongodb)
+    db = database(mongo, settings.mongodb)
+    await ensure_indexes(db, settings.pairing_request_ttl)
+    sink = make_sink(settings)
+    egress = Egress(sink)
+    store = PairingRequestStore(db[COLLECTION_NAME])
+    worker = Worker(
+        client,
+        task_queue=settings.temporal.task_queue,
+        workflows=WORKFLOWS,
+        activities=[egress.emit_service_message, store.store, store.delete],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+    try:
+        async with worker:
+            logger.info(
+                "Worker started",
+                temporalAddress=settings.temporal.address,
+                namespace=settings.temporal.namespace,
+                taskQueue=settings.temporal.task_queue,
+                transport=settings.transport.value,
+            )
+            await stop.wait()
+            logger.info("Worker stopping")
+    finally:
+        await sink.close()
+        await mongo.close()
+    logger.info("Worker stopped")
+
+
+def main() -> None:
+    try:
+        settings = load_settings("worker")
+    except ConfigError as error:
+        print(f"letro-server worker: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(
+        level=settings.log_level,
+        log_format=settings.log_format,
+        component="worker",
+        version=settings.version,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
