@@ -13,6 +13,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+import temporalio.activity
+import temporalio.workflow
 
 from config import LogFormat
 
@@ -27,6 +29,21 @@ def configure_logging(*, level: str, log_format: LogFormat, component: str, vers
             event.setdefault(key, value)
         return event
 
+    def flatten_temporal_context(
+        _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        # Temporal's workflow and activity loggers attach a nested dict; flat keys are what
+        # log search tools filter on.
+        for key in ("temporal_workflow", "temporal_activity"):
+            context = event.pop(key, None)
+            if isinstance(context, dict):
+                event.setdefault("workflowId", context.get("workflow_id"))
+                event.setdefault("runId", context.get("run_id") or context.get("workflow_run_id"))
+                if "activity_type" in context:
+                    event.setdefault("activityType", context["activity_type"])
+                    event.setdefault("attempt", context.get("attempt"))
+        return event
+
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -34,6 +51,7 @@ def configure_logging(*, level: str, log_format: LogFormat, component: str, vers
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service_fields,
+        flatten_temporal_context,
     ]
     renderer: structlog.types.Processor
     if log_format is LogFormat.JSON:
@@ -58,5 +76,9 @@ def configure_logging(*, level: str, log_format: LogFormat, component: str, vers
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Per-request access lines duplicate our own "message accepted" lines.
+    # Per-request lines that duplicate our own "accepted" and "emitted" lines.
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The context goes in structured fields (see above), not appended to each message.
+    temporalio.workflow.logger.workflow_info_on_message = False
+    temporalio.activity.logger.activity_info_on_message = False

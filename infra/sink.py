@@ -125,6 +125,7 @@ def main() -> None:
     config = Config()
     config.bind = [f"{args.host}:{args.port}"]
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
     asyncio.run(serve(create_sink_app(EventRecorder()), config))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -33,6 +34,8 @@ def main() -> None:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = 10.0
     config.accesslog = None
+    # Hypercorn's own handler would print each line a second time, unformatted.
+    config.errorlog = logging.getLogger("hypercorn.error")
     app = create_app(settings)
 
     async def run() -> None:

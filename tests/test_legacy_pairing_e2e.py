@@ -14,11 +14,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Replayer
 
 from letro.content_types import PAIRING_MATCH_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, Agent, new_agent, send_pairing_request
-from workflows.legacy_pairing import LegacyPairingStatus, workflow_id_for
+from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -297,3 +298,5 @@ async def test_workflow_is_readable_in_temporal(
         "emit_service_message",
         "store_pending_pairing_request",
     ]
+    # The code replays its own history: the workflow is deterministic.
+    await Replayer(workflows=[LegacyContactPairing]).replay_workflow(history)

@@ -1,0 +1,1 @@
+"""Load generators that drive the real stack and print throughput and latency figures."""

@@ -1,0 +1,66 @@
+"""The floor: the least a pair can cost Temporal -- two signal-with-starts, no activities.
+
+The benchmark compares the pairing rate with the rate at which the same Temporal server
+completes this workflow, so the figure says how much our own work adds to what Temporal
+itself needs. Its worker runs as a separate process, like the real worker:
+``python -m benchmarks.floor --address 127.0.0.1:7233 --task-queue benchmark-floor``.
+
+This module imports nothing but temporalio, so the workflow sandbox re-imports little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+FLOOR_WORKFLOW = "BenchmarkFloor"
+FLOOR_SIGNAL = "request"
+READY_LINE = "Floor worker started"
+REQUESTS_PER_PAIR = 2
+
+
+@workflow.defn(name=FLOOR_WORKFLOW)
+class BenchmarkFloor:
+    """Waits for both requests of a pair, then completes: no activities, no timers."""
+
+    def __init__(self) -> None:
+        self._received = 0
+
+    @workflow.signal(name=FLOOR_SIGNAL)
+    def request(self, _requester: str) -> None:
+        self._received += 1
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self._received >= REQUESTS_PER_PAIR)
+        return self._received
+
+
+async def serve(address: str, task_queue: str) -> None:
+    client = await Client.connect(address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # Default worker options, as worker.py uses: the floor must not be tuned more than we are.
+    async with Worker(client, task_queue=task_queue, workflows=[BenchmarkFloor]):
+        # The parent waits for this line in the log before it sends anything.
+        print(READY_LINE, flush=True)
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmark's floor workflow worker.")
+    parser.add_argument("--address", required=True, help="Temporal frontend, host:port")
+    parser.add_argument("--task-queue", required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.address, args.task_queue))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The project's two commands, runnable with nothing but Python 3.11:
+
+    python3.11 -m infra run    # install into .venv, then run the whole service locally
+    python3.11 -m infra test   # install into .venv, then lint, type-check and run every test
+
+This module uses the standard library only: it is what creates the environment in
+which everything else can be imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_DIR = Path(os.environ.get("LETRO_VENV", REPO_ROOT / ".venv"))
+INTEROP_DIR = REPO_ROOT / "tests" / "interop"
+
+
+def venv_python() -> Path:
+    return VENV_DIR / "bin" / "python"
+
+
+def install(extra: str) -> None:
+    """Install the project with ``extra`` into the virtualenv, unless done for this pyproject."""
+    pyproject = (REPO_ROOT / "pyproject.toml").read_bytes()
+    fingerprint = hashlib.sha256(pyproject + extra.encode()).hexdigest()
+    stamp = VENV_DIR / f".installed-{extra}"
+    if stamp.exists() and stamp.read_text() == fingerprint and venv_python().exists():
+        return
+    if not venv_python().exists():
+        print(f"Creating virtualenv in {VENV_DIR}", flush=True)
+        venv.create(VENV_DIR, with_pip=True)
+    print(f"Installing letro-server[{extra}] into {VENV_DIR}", flush=True)
+    pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{REPO_ROOT}[{extra}]"], check=True)
+    stamp.write_text(fingerprint)
+
+
+def install_interop_tools() -> None:
+    """The JavaScript reference libraries the interoperability tests exchange bytes with."""
+    if not (INTEROP_DIR / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: interoperability tests will not run", file=sys.stderr)
+        return
+    subprocess.run([npm, "ci", "--prefix", str(INTEROP_DIR), "--no-audit", "--no-fund"], check=True)
+
+
+def run_checks(pytest_args: list[str]) -> int:
+    python = str(venv_python())
+    steps = [
+        [python, "-m", "ruff", "check", "."],
+        [python, "-m", "ruff", "format", "--check", "."],
+        [python, "-m", "mypy"],
+        [python, "-m", "pytest", *pytest_args],
+    ]
+    for step in steps:
+        print(f"$ {' '.join(step[2:])}", flush=True)
+        result = subprocess.run(step, cwd=REPO_ROOT)
+        if result.returncode != 0:
+            return result.returncode
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1 or argv[0] not in ("run", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if sys.version_info < (3, 11):  # noqa: UP036 -- this runs before anything checks the version
+        print("Python 3.11 or newer is required", file=sys.stderr)
+        return 2
+    if command == "run":
+        install("local")
+        os.execv(str(venv_python()), [str(venv_python()), "-m", "infra.local", *rest])
+    install("test")
+    install_interop_tools()
+    return run_checks(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,95 @@
+"""Run the whole Letro server on this machine: ``python3.11 -m infra run``.
+
+Starts the Temporal dev server (with its Web UI), mongod as a single-node replica set,
+a local sink that logs every outgoing message, the worker and the ingress. Data lives
+under ``./data`` (or ``LETRO_DATA_DIR``), so a restart keeps it. Ctrl-C stops
+everything, newest first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from infra.processes import REPO_ROOT, ChildProcess, http_answers, python_module, python_script
+from infra.services import MongoDB, TemporalDevServer
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main() -> None:
+    data_dir = Path(os.environ.get("LETRO_DATA_DIR", REPO_ROOT / "data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ingress_port = _port("LETRO_INGRESS_PORT", 8080)
+    sink_port = _port("LETRO_SINK_PORT", 8081)
+    temporal = TemporalDevServer(
+        data_dir / "temporal",
+        port=_port("LETRO_TEMPORAL_PORT", 7233),
+        ui_port=_port("LETRO_TEMPORAL_UI_PORT", 8233),
+    )
+    mongodb = MongoDB(data_dir / "mongodb", port=_port("LETRO_MONGODB_PORT", 27017))
+    env = {
+        "VERSION": os.environ.get("VERSION", "local"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info"),
+        "TEMPORAL_ADDRESS": temporal.address,
+        "MONGODB_URI": mongodb.uri,
+        "K_SINK": f"http://127.0.0.1:{sink_port}/",
+        "HOST": "127.0.0.1",
+        "PORT": str(ingress_port),
+    }
+    children = [
+        ChildProcess("sink", python_module("infra.sink", "--port", str(sink_port)), env={}),
+        ChildProcess("worker", python_script("worker.py"), env=env),
+        ChildProcess("ingress", python_module("ingress"), env=env),
+    ]
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+
+    started: list[TemporalDevServer | MongoDB | ChildProcess] = []
+    exit_code = 0
+    try:
+        print(f"Starting Temporal and MongoDB (data in {data_dir}, logs there too)…", flush=True)
+        for service in (temporal, mongodb):
+            service.start()
+            started.append(service)
+        for child in children:
+            url = f"http://127.0.0.1:{ingress_port if child.name == 'ingress' else sink_port}/"
+            child.start(ready=None if child.name == "worker" else http_answers(url))
+            started.append(child)
+        print(_banner(ingress_port, sink_port, temporal.ui_url), flush=True)
+        while not stopping.wait(1.0):
+            dead = [child.name for child in children if not child.is_running()]
+            if dead:
+                print(f"{', '.join(dead)} exited unexpectedly; stopping", file=sys.stderr)
+                exit_code = 1
+                break
+    except Exception as error:
+        print(f"Could not start the stack: {error}", file=sys.stderr)
+        exit_code = 1
+    finally:
+        print("Stopping…", flush=True)
+        for item in reversed(started):
+            item.stop()
+    sys.exit(exit_code)
+
+
+def _banner(ingress_port: int, sink_port: int, ui_url: str) -> str:
+    return f"""
+Letro server is running.
+  Ingress (POST CloudEvents here):  http://127.0.0.1:{ingress_port}/
+  Temporal Web UI:                  {ui_url}
+  Outgoing messages are logged by the local sink on port {sink_port}.
+Send a legacy pairing request by hand (see README), then watch the sink's log lines.
+Press Ctrl-C to stop.
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Configuration is read once, validated, and every problem is named at start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, LogFormat, Transport, load_settings
+
+MINIMAL = {"VERSION": "1.2.3", "MONGODB_URI": "mongodb://db.example:27017/letro"}
+
+
+def test_defaults_for_the_ingress() -> None:
+    settings = load_settings("ingress", MINIMAL)
+    assert settings.version == "1.2.3"
+    assert settings.transport is Transport.HTTP_BINARY
+    assert settings.log_level == "info"
+    assert settings.log_format is LogFormat.JSON
+    assert settings.request_id_header == "x-request-id"
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.temporal.address == "localhost:7233"
+    assert settings.temporal.namespace == "default"
+    assert settings.temporal.task_queue == "letro-server"
+    assert settings.temporal.tls is False
+    assert settings.pairing_request_ttl == timedelta(days=90)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("worker", {"LOG_LEVEL": "verbose", "PORT": "http", "CE_TRANSPORT": "kafka"})
+    problems = " | ".join(error.value.problems)
+    for expected in (
+        "VERSION is required",
+        "MONGODB_URI is required",
+        "LOG_LEVEL='verbose'",
+        "PORT='http' is not a TCP port",
+        "CE_TRANSPORT='kafka' must be one of",
+    ):
+        assert expected in problems
+    assert str(error.value).startswith("Invalid configuration: ")
+
+
+def test_worker_needs_a_sink_for_http() -> None:
+    with pytest.raises(ConfigError, match="K_SINK is required when CE_TRANSPORT=ce-http-binary"):
+        load_settings("worker", MINIMAL)
+    assert (
+        load_settings("worker", {**MINIMAL, "K_SINK": "http://broker/"}).sink_url
+        == "http://broker/"
+    )
+    # The ingress emits nothing, so it does not need one.
+    assert load_settings("ingress", MINIMAL).sink_url is None
+
+
+def test_sink_must_be_a_url() -> None:
+    with pytest.raises(ConfigError, match="K_SINK='broker' is not an http"):
+        load_settings("worker", {**MINIMAL, "K_SINK": "broker"})
+
+
+def test_pubsub_topic_is_required_and_expanded_to_a_full_path() -> None:
+    pubsub = {**MINIMAL, "CE_TRANSPORT": "google-pubsub"}
+    with pytest.raises(ConfigError, match="CE_GPUBSUB_TOPIC is required"):
+        load_settings("worker", pubsub)
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT is required"):
+        load_settings("worker", {**pubsub, "CE_GPUBSUB_TOPIC": "outgoing"})
+    short = load_settings(
+        "worker", {**pubsub, "CE_GPUBSUB_TOPIC": "outgoing", "GOOGLE_CLOUD_PROJECT": "letro"}
+    )
+    assert short.pubsub_topic == "projects/letro/topics/outgoing"
+    full = load_settings("worker", {**pubsub, "CE_GPUBSUB_TOPIC": "projects/p/topics/t"})
+    assert full.pubsub_topic == "projects/p/topics/t"
+
+
+def test_hosted_temporal_with_api_key_uses_tls() -> None:
+    settings = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "https://sink/",
+            "TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233",
+            "TEMPORAL_NAMESPACE": "ns.acct",
+            "TEMPORAL_API_KEY": "secret",
+        },
+    )
+    assert settings.temporal.tls is True
+    assert settings.temporal.api_key == "secret"
+    assert settings.temporal.namespace == "ns.acct"
+
+
+def test_mtls_needs_both_files(tmp_path: Path) -> None:
+    cert = tmp_path / "client.pem"
+    cert.write_text("cert")
+    with pytest.raises(ConfigError, match="must be set together"):
+        load_settings("ingress", {**MINIMAL, "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert)})
+    with pytest.raises(ConfigError, match="is not a readable file"):
+        load_settings(
+            "ingress",
+            {
+                **MINIMAL,
+                "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert),
+                "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "missing.pem"),
+            },
+        )
+    key = tmp_path / "client.key"
+    key.write_text("key")
+    settings = load_settings(
+        "ingress",
+        {
+            **MINIMAL,
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(key),
+        },
+    )
+    assert settings.temporal.tls is True
+
+
+def test_values_are_normalised() -> None:
+    settings = load_settings(
+        "ingress",
+        {
+            **MINIMAL,
+            "LOG_LEVEL": "DEBUG",
+            "REQUEST_ID_HEADER": "X-Cloud-Trace-Context",
+            "PAIRING_REQUEST_TTL_SECONDS": "5",
+            "LOG_FORMAT": "console",
+        },
+    )
+    assert settings.log_level == "debug"
+    assert settings.request_id_header == "x-cloud-trace-context"
+    assert settings.pairing_request_ttl == timedelta(seconds=5)
+    assert settings.log_format is LogFormat.CONSOLE
+
+
+@pytest.mark.parametrize("command", [["-m", "ingress"], ["worker.py"]])
+def test_processes_refuse_to_start_with_a_clear_message(command: list[str]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "VERSION is required" in result.stderr
+    assert "MONGODB_URI is required" in result.stderr
