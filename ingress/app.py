@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from quart import Quart, Response, request
 from temporalio.client import Client
 from temporalio.service import RPCError
+from werkzeug.exceptions import HTTPException
 
 from awala.cloudevents import event_from_binary_http, event_from_pubsub_push
 from awala.errors import InvalidCloudEvent, InvalidServiceMessage
@@ -58,6 +59,14 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         structlog.contextvars.clear_contextvars()
         request_id = request.headers.get(settings.request_id_header) or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(requestId=request_id)
+
+    @app.errorhandler(Exception)
+    async def unexpected_error(error: Exception) -> Response | HTTPException:
+        if isinstance(error, HTTPException):  # 405, 413, ...: already the right answer
+            return error
+        # A bug, not the sender's fault: 503 makes the broker redeliver rather than drop.
+        logger.exception("Unexpected error while handling a request")
+        return _json_error(503, "Temporarily unable to handle the message", type(error).__name__)
 
     @app.route("/", methods=["GET", "HEAD"])
     async def health() -> Response:

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from config import load_settings
 from infra.services import free_port
+from ingress.app import create_app
 from tests.conftest import Ingress, StartIngress
 from tests.helpers import binary_event_headers, new_agent
 
@@ -117,3 +119,27 @@ async def test_request_id_is_logged(http: httpx.AsyncClient, ingress: Ingress) -
     [line] = [line for line in log.splitlines() if "trace-me-1234" in line]
     assert '"requestId": "trace-me-1234"' in line
     assert "Unsupported service message content type" in line
+
+
+class _BuggyTemporalClient:
+    """Stands in for a client whose call fails in a way no handler expects (a bug)."""
+
+    async def start_workflow(self, *args: object, **kwargs: object) -> None:
+        raise ValueError("unexpected")
+
+
+async def test_an_unexpected_error_is_a_503_not_a_500() -> None:
+    settings = load_settings(
+        "ingress",
+        {"VERSION": "test", "MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true"},
+    )
+    app = create_app(settings, temporal_client=_BuggyTemporalClient())  # type: ignore[arg-type]
+    alice, bob = new_agent("alice"), new_agent("bob")
+    async with app.test_app() as test_app:
+        response = await test_app.test_client().post(
+            "/",
+            headers=binary_event_headers(sender_id=alice.endpoint_id),
+            data=alice.legacy_pairing_request(bob),
+        )
+    assert response.status_code == 503
+    assert (await response.get_json())["detail"] == "ValueError"
