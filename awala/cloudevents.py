@@ -26,6 +26,7 @@ from dateutil.parser import isoparse
 from awala.errors import InvalidCloudEvent
 
 _CE_HEADER_PREFIX = "ce-"
+_CE_ID_HEADER = "ce-id"
 
 
 class _RawDataFormat:
@@ -70,6 +71,9 @@ def event_from_binary_http(headers: Mapping[str, str], body: bytes) -> BaseCloud
     """Read a CloudEvent sent in binary content mode."""
     if not any(name.lower().startswith(_CE_HEADER_PREFIX) for name in headers):
         raise InvalidCloudEvent("No CloudEvent headers (ce-*) in the request")
+    if not any(name.lower() == _CE_ID_HEADER for name in headers):
+        # The SDK would make up a random id, and the parcel id would be lost.
+        raise InvalidCloudEvent("No CloudEvent id (ce-id) in the request")
     message = http.HTTPMessage(headers=dict(headers), body=body)
     try:
         return http.from_binary(message, _RAW_FORMAT)
@@ -86,7 +90,8 @@ def event_from_pubsub_push(body: bytes) -> BaseCloudEvent:
     """
     try:
         envelope = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
+    except (ValueError, RecursionError) as error:
+        # RecursionError: nesting deeper than the JSON decoder can follow.
         raise InvalidCloudEvent("Pub/Sub push body is not JSON") from error
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):

@@ -90,7 +90,8 @@ def outgoing_message_to_event(message: OutgoingServiceMessage) -> CloudEvent:
         "source": message.sender_id,
         "subject": message.recipient_id,
         "datacontenttype": message.content_type,
-        "time": message.creation_time,
+        # In UTC, so both transports write it with a Z suffix like JavaScript's toISOString().
+        "time": message.creation_time.astimezone(UTC),
         "expiry": _iso_timestamp(message.expiry_time),
     }
     return CloudEvent(attributes, message.content)
