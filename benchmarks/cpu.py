@@ -75,6 +75,18 @@ def snapshot(components: Mapping[str, Sequence[int]]) -> CpuSnapshot:
     )
 
 
+def ms_per_item(before: CpuSnapshot, after: CpuSnapshot, items: int) -> dict[str, float]:
+    """CPU milliseconds each component spent per item (pair) between two snapshots.
+
+    Unlike a rate, this hardly changes when other work competes for the cores, so it
+    compares settings fairly on a busy machine.
+    """
+    return {
+        name: round(1000 * (seconds - before.process_seconds.get(name, 0.0)) / max(items, 1), 2)
+        for name, seconds in after.process_seconds.items()
+    }
+
+
 def usage_percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     """CPU used between two snapshots, in % of one core, per component plus ``machine``.
 
