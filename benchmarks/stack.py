@@ -110,9 +110,7 @@ def _server_env(temporal_address: str, mongodb_uri: str, sink_url: str) -> dict[
     }
 
 
-async def start_floor_worker(
-    exits: AsyncExitStack, stack: Stack, task_queue: str
-) -> ChildProcess:
+async def start_floor_worker(exits: AsyncExitStack, stack: Stack, task_queue: str) -> ChildProcess:
     worker = ChildProcess(
         "floor-worker",
         python_module(
