@@ -1,0 +1,159 @@
+// Test helper: exchanges VeraId bundles between the Python `veraid` package and
+// @relaycorp/veraid. Reads one JSON command on stdin, writes one JSON answer on stdout;
+// binary values travel as base64.
+import { Crypto } from '@peculiar/webcrypto';
+import { DnsClass, DnsRecord, MockChain, Question, RrSet, SecurityStatus } from '@relaycorp/dnssec';
+import {
+  MemberIdBundle,
+  OrganisationSigner,
+  SignatureBundle,
+  VeraidDnssecChain,
+  generateTxtRdata,
+  issueMemberCertificate,
+  selfIssueOrganisationCertificate,
+} from '@relaycorp/veraid';
+
+const crypto = new Crypto();
+const b64 = (bytes) => Buffer.from(bytes).toString('base64');
+const unb64 = (text) => Buffer.from(text, 'base64');
+const toArrayBuffer = (buffer) =>
+  buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
+
+async function generateKeyPair() {
+  return crypto.subtle.generateKey(
+    { name: 'RSA-PSS', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+    true,
+    ['sign', 'verify'],
+  );
+}
+
+async function exportPrivateKey(key) {
+  return b64(await crypto.subtle.exportKey('pkcs8', key));
+}
+
+// Everything the Python side verifies, produced the way @relaycorp/veraid's own tests do.
+async function generate(options) {
+  const start = new Date(options.start);
+  const end = new Date(options.end);
+  const orgName = options.domain;
+  const orgKeys = await generateKeyPair();
+  const memberKeys = await generateKeyPair();
+  const rdata = await generateTxtRdata(orgKeys.publicKey, options.ttlOverride);
+  const mockChain = await MockChain.generate(`${orgName}.`);
+  const txtName = `_veraid.${orgName}.`;
+  const record = new DnsRecord(txtName, 'TXT', DnsClass.IN, 300, [rdata]);
+  const rrset = RrSet.init(new Question(txtName, 'TXT', DnsClass.IN), [record]);
+  const fixture = mockChain.generateFixture(rrset, SecurityStatus.SECURE, { start, end });
+  const chain = await VeraidDnssecChain.retrieve(orgName, {
+    resolver: fixture.resolver,
+    trustAnchors: fixture.trustAnchors,
+  });
+  const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const memberCertificate = await issueMemberCertificate(
+    options.memberName, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
+  );
+  const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
+  const plaintext = unb64(options.plaintext);
+  const sign = async (signer, key, encapsulate) => {
+    const bundle = await SignatureBundle.sign(
+      toArrayBuffer(plaintext), options.serviceOid, signer, key, end,
+      { startDate: start, shouldEncapsulatePlaintext: encapsulate },
+    );
+    return b64(bundle.serialise());
+  };
+  const orgSigner = new OrganisationSigner(chain, orgCertificate, options.attributedName);
+  const [anchor] = fixture.trustAnchors;
+  return {
+    trustAnchor: {
+      keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
+      digest: Buffer.from(anchor.digest).toString('hex'),
+    },
+    txtRdata: rdata,
+    dnssecChain: chain.responses.map((response) => b64(response)),
+    organisationCertificate: b64(orgCertificate.serialize()),
+    organisationPrivateKey: await exportPrivateKey(orgKeys.privateKey),
+    memberPrivateKey: await exportPrivateKey(memberKeys.privateKey),
+    memberIdBundle: b64(memberIdBundle.serialise()),
+    memberSignatureDetached: await sign(memberIdBundle, memberKeys.privateKey, false),
+    memberSignatureEncapsulated: await sign(memberIdBundle, memberKeys.privateKey, true),
+    organisationSignatureDetached: await sign(orgSigner, orgKeys.privateKey, false),
+    organisationSignatureEncapsulated: await sign(orgSigner, orgKeys.privateKey, true),
+  };
+}
+
+function trustAnchors(anchor) {
+  return [{
+    keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
+    digest: Buffer.from(anchor.digest, 'hex'),
+  }];
+}
+
+async function verifyOne(item) {
+  const anchors = trustAnchors(item.trustAnchor);
+  const date = new Date(item.date);
+  try {
+    if (item.kind === 'member-id') {
+      const bundle = MemberIdBundle.deserialise(toArrayBuffer(unb64(item.bundle)));
+      const member = await bundle.verify(item.serviceOid, { start: date, end: date }, anchors);
+      return { ok: true, organisation: member.organisation, user: member.user ?? null };
+    }
+    const bundle = SignatureBundle.deserialise(toArrayBuffer(unb64(item.bundle)));
+    const plaintext = item.plaintext === null ? undefined : toArrayBuffer(unb64(item.plaintext));
+    const result = await bundle.verify(plaintext, item.serviceOid, date, anchors);
+    return {
+      ok: true,
+      organisation: result.member.organisation,
+      user: result.member.user ?? null,
+      plaintext: b64(result.plaintext),
+      signedByMember: result.wasSignedByMember,
+    };
+  } catch (error) {
+    const cause = error.cause ? ` (${error.cause.message})` : '';
+    return { ok: false, error: `${error.message}${cause}` };
+  }
+}
+
+// Member signature bundles verified per second, one after the other, for `seconds`.
+async function benchmark(item) {
+  const bundleSerialised = toArrayBuffer(unb64(item.bundle));
+  const plaintext = toArrayBuffer(unb64(item.plaintext));
+  const anchors = trustAnchors(item.trustAnchor);
+  const date = new Date(item.date);
+  const deadline = performance.now() + item.seconds * 1000;
+  let count = 0;
+  const begin = performance.now();
+  while (performance.now() < deadline) {
+    await SignatureBundle.deserialise(bundleSerialised).verify(plaintext, item.serviceOid, date, anchors);
+    count += 1;
+  }
+  const verifications = count / ((performance.now() - begin) / 1000);
+  const memberIdBundle = MemberIdBundle.deserialise(toArrayBuffer(unb64(item.memberIdBundle)));
+  const key = await crypto.subtle.importKey(
+    'pkcs8', unb64(item.memberPrivateKey), { name: 'RSA-PSS', hash: 'SHA-256' }, true, ['sign'],
+  );
+  const signDeadline = performance.now() + item.seconds * 1000;
+  const signBegin = performance.now();
+  let signatures = 0;
+  while (performance.now() < signDeadline) {
+    await SignatureBundle.sign(plaintext, item.serviceOid, memberIdBundle, key, new Date(item.end), {
+      startDate: date,
+    });
+    signatures += 1;
+  }
+  return { verificationsPerSecond: verifications, signaturesPerSecond: signatures / ((performance.now() - signBegin) / 1000) };
+}
+
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const command = JSON.parse(Buffer.concat(chunks).toString());
+let answer;
+if (command.command === 'generate') {
+  answer = await generate(command.options);
+} else if (command.command === 'verify') {
+  answer = { results: await Promise.all(command.items.map(verifyOne)) };
+} else if (command.command === 'benchmark') {
+  answer = await benchmark(command.options);
+} else {
+  throw new Error(`Unknown command ${command.command}`);
+}
+process.stdout.write(JSON.stringify(answer));
