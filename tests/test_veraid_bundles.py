@@ -477,3 +477,27 @@ def test_wrong_field_tag(pki: Pki) -> None:
 
     with pytest.raises(veraid.MalformedError):
         veraid.verify_member_id_bundle(bytes(encoded), SERVICE, pki.now)
+
+
+# --- Encoding -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encapsulate", [False, True])
+def test_produced_signature_bundles_are_der_of_the_schemas(pki: Pki, encapsulate: bool) -> None:
+    for bundle in (
+        pki.member_signature(encapsulate=encapsulate),
+        pki.org_signature("bob", encapsulate=encapsulate),
+    ):
+        decoded = _asn1.SignatureBundle.load(bundle, strict=True)
+
+        assert decoded.dump(force=True) == bundle
+        assert decoded["signature"]["content"]["version"].native == "v1"
+
+
+def test_produced_member_id_bundle_is_der_of_the_schema(pki: Pki) -> None:
+    bundle = pki.member_id_bundle
+    decoded = _asn1.MemberIdBundle.load(bundle, strict=True)
+
+    assert decoded.dump(force=True) == bundle
+    assert sorted(item.native for item in decoded["dnssec_chain"]) == sorted(pki.chain.responses)
+    assert _asn1.der_from_implicit(decoded["member_certificate"]) == pki.member_certificate

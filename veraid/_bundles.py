@@ -17,6 +17,7 @@ from asn1crypto import core, x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from veraid import _asn1
+from veraid import _der as der
 from veraid._cms import ParsedSignedData, parse_signed_data, sign_signed_data, verify_signed_data
 from veraid._dns import (
     IANA_TRUST_ANCHORS,
@@ -261,8 +262,8 @@ def verify_signature_bundle(
 
 
 def _member_signer(parsed: ParsedSignedData, cache: VerificationCache | None) -> Certificate:
-    for der in parsed.certificates:
-        certificate = _load(der, "Member certificate", cache)
+    for encoded in parsed.certificates:
+        certificate = _load(encoded, "Member certificate", cache)
         if (
             certificate.x509.serial_number == parsed.signer_serial
             and certificate.x509.issuer.public_bytes() == parsed.signer_issuer
@@ -303,26 +304,35 @@ def verify_member_id_bundle(
 # --- Production -------------------------------------------------------------------------------
 
 
+def _octet_string(value: bytes) -> bytes:
+    return der.tlv(der.OCTET_STRING, value)
+
+
+def _bundle(responses: Sequence[bytes], organisation_der: bytes, last: bytes) -> bytes:
+    # SignatureBundle and MemberIdBundle share their first three fields; all IMPLICIT.
+    return der.tlv(
+        der.SEQUENCE,
+        b"\x80\x01\x00",  # [0] version 0
+        der.tlv(0xA1, der.contents_of(der.set_of(*map(_octet_string, responses)))),
+        der.tlv(0xA2, der.contents_of(organisation_der)),
+        last,
+    )
+
+
 def serialise_member_id_bundle(
     dnssec_chain: Sequence[bytes], organisation_certificate: bytes, member_certificate: bytes
 ) -> bytes:
-    """The DER MemberIdBundle of a member certificate."""
-    bundle = _asn1.MemberIdBundle(
-        {
-            "version": 0,
-            "dnssec_chain": list(dnssec_chain),
-            "organisation_certificate": x509.Certificate.load(organisation_certificate),
-            "member_certificate": x509.Certificate.load(member_certificate),
-        }
-    )
-    encoded: bytes = bundle.dump()
-    return encoded
+    """The DER MemberIdBundle of a member certificate (certificates in DER)."""
+    for certificate in (organisation_certificate, member_certificate):
+        _asn1.load_strict(x509.Certificate, certificate, "Certificate")
+    member = der.tlv(0xA3, der.contents_of(member_certificate))
+    return _bundle(dnssec_chain, organisation_certificate, member)
 
 
-def _metadata(service_oid: str, start: datetime, end: datetime) -> _asn1.SignatureMetadata:
+def _metadata(service_oid: str, start: datetime, end: datetime) -> bytes:
     if end < start:
         raise ValidityPeriodError("Signature start date cannot be after its expiry date")
-    return _asn1.SignatureMetadata(
+    metadata = _asn1.SignatureMetadata(
         {
             "service_oid": service_oid,
             "validity_period": {
@@ -331,21 +341,14 @@ def _metadata(service_oid: str, start: datetime, end: datetime) -> _asn1.Signatu
             },
         }
     )
+    encoded: bytes = metadata.dump()
+    return encoded
 
 
 def _signature_bundle(
-    responses: Sequence[bytes], organisation_der: bytes, content_info: _asn1.ContentInfo
+    responses: Sequence[bytes], organisation_der: bytes, content_info: bytes
 ) -> bytes:
-    bundle = _asn1.SignatureBundle(
-        {
-            "version": 0,
-            "dnssec_chain": list(responses),
-            "organisation_certificate": x509.Certificate.load(organisation_der),
-            "signature": content_info,
-        }
-    )
-    encoded: bytes = bundle.dump()
-    return encoded
+    return _bundle(responses, organisation_der, der.tlv(0xA3, der.contents_of(content_info)))
 
 
 def sign_as_member(
@@ -402,7 +405,7 @@ def sign_as_organisation(
         certificates=(),
         extra_attributes=[
             (_asn1.OID_SIGNATURE_METADATA, _metadata(service_oid, start, end)),
-            (_asn1.OID_MEMBER_ATTRIBUTION, attribution),
+            (_asn1.OID_MEMBER_ATTRIBUTION, attribution.dump()),
         ],
         encapsulate=encapsulate,
     )

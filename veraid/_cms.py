@@ -11,11 +11,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import algos, cms, core, x509
+from asn1crypto import algos, core
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from veraid import _der as der
 from veraid._asn1 import (
     ASN1_ERRORS,
     OID_DATA,
@@ -154,66 +155,74 @@ def verify_signed_data(parsed: ParsedSignedData, plaintext: bytes, signer: Certi
         raise InvalidSignatureError("The CMS signature does not verify") from None
 
 
+_SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+_RSA_PSS_SHA256 = algos.SignedDigestAlgorithm(
+    {
+        "algorithm": "rsassa_pss",
+        "parameters": {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+            "salt_length": 32,
+        },
+    }
+).dump()
+_OID_DATA = core.ObjectIdentifier(OID_DATA).dump()
+_OID_SIGNED_DATA = core.ObjectIdentifier(OID_SIGNED_DATA).dump()
+_OID_CONTENT_TYPE = core.ObjectIdentifier("1.2.840.113549.1.9.3").dump()
+_OID_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
+
+
+def _attribute(oid: bytes, value: bytes) -> bytes:
+    return der.tlv(der.SEQUENCE, oid, der.tlv(der.SET, value))
+
+
 def sign_signed_data(
     plaintext: bytes,
     private_key: rsa.RSAPrivateKey,
     signer: Certificate,
     *,
     certificates: tuple[bytes, ...],
-    extra_attributes: list[tuple[str, core.Asn1Value]],
+    extra_attributes: list[tuple[str, bytes]],
     encapsulate: bool,
-) -> ContentInfo:
-    """A ContentInfo(SignedData) signing ``plaintext`` with RSA-PSS (SHA-256, 32-byte salt)."""
-    sha256 = algos.DigestAlgorithm({"algorithm": "sha256"})
+) -> bytes:
+    """The DER ContentInfo(SignedData) signing ``plaintext`` with RSA-PSS (SHA-256, 32-byte
+    salt); ``extra_attributes`` are (OID, DER value) signed attributes."""
     attributes = [
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(plaintext).digest()]}
+        _attribute(_OID_CONTENT_TYPE, _OID_DATA),
+        _attribute(
+            _OID_MESSAGE_DIGEST, der.tlv(der.OCTET_STRING, hashlib.sha256(plaintext).digest())
         ),
     ]
-    for oid, value in extra_attributes:
-        attributes.append(
-            cms.CMSAttribute({"type": oid, "values": cms.SetOfAny([core.Any.load(value.dump())])})
-        )
-    signed_attrs = cms.CMSAttributes(attributes)
-    pss_params = algos.RSASSAPSSParams(
-        {
-            "hash_algorithm": {"algorithm": "sha256"},
-            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-            "salt_length": 32,
-        }
-    )
+    attributes += [
+        _attribute(core.ObjectIdentifier(oid).dump(), value) for oid, value in extra_attributes
+    ]
+    # Signed as a DER SET, sent as [0] IMPLICIT (RFC 5652 §5.4).
+    signed_attributes = der.set_of(*attributes)
     signature = private_key.sign(
-        signed_attrs.dump(),
+        signed_attributes,
         padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
         hashes.SHA256(),
     )
-    certificate = x509.Certificate.load(signer.der)
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                name="issuer_and_serial_number",
-                value={
-                    "issuer": certificate.issuer,
-                    "serial_number": certificate.serial_number,
-                },
-            ),
-            "digest_algorithm": sha256,
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": {"algorithm": "rsassa_pss", "parameters": pss_params},
-            "signature": signature,
-        }
+    signer_info = der.tlv(
+        der.SEQUENCE,
+        der.integer(1),
+        der.tlv(
+            der.SEQUENCE,
+            signer.x509.issuer.public_bytes(),
+            der.integer(signer.x509.serial_number),
+        ),
+        _SHA256,
+        b"\xa0" + signed_attributes[1:],
+        _RSA_PSS_SHA256,
+        der.tlv(der.OCTET_STRING, signature),
     )
-    encap: dict[str, Any] = {"content_type": "data"}
-    if encapsulate:
-        encap["content"] = core.Any.load(explicit_octet_string(plaintext), explicit=0)
-    signed_data = {
-        "version": "v1",
-        "digest_algorithms": [sha256],
-        "encap_content_info": encap,
-        "signer_infos": [signer_info],
-    }
-    if certificates:
-        signed_data["certificates"] = [x509.Certificate.load(der) for der in certificates]
-    return ContentInfo({"content_type": "signed_data", "content": signed_data})
+    content = [explicit_octet_string(plaintext)] if encapsulate else []
+    signed_data = der.tlv(
+        der.SEQUENCE,
+        der.integer(1),
+        der.tlv(der.SET, _SHA256),
+        der.tlv(der.SEQUENCE, _OID_DATA, *content),
+        der.tlv(0xA0, *certificates) if certificates else b"",
+        der.tlv(der.SET, signer_info),
+    )
+    return der.tlv(der.SEQUENCE, _OID_SIGNED_DATA, der.tlv(0xA0, signed_data))

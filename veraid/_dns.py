@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
@@ -32,6 +34,7 @@ import dns.rdtypes.ANY.DS
 import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.ANY.TXT
 import dns.rrset
+import dns.wire
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from veraid._errors import (
@@ -176,55 +179,93 @@ def _intersect(a: Iterable[_Interval], b: Iterable[_Interval]) -> list[_Interval
     return sorted(set(result))
 
 
-def _parse_messages(
-    chain: Sequence[bytes],
-) -> dict[tuple[dns.name.Name, int, int], list[dns.message.Message]]:
-    by_question: dict[tuple[dns.name.Name, int, int], list[dns.message.Message]] = {}
-    for wire in chain:
+_QuestionKey = tuple[dns.name.Name, int, int]
+_WIRE_ERRORS = (dns.exception.DNSException, ValueError, UnicodeError, IndexError, struct.error)
+_HEADER_LENGTH = 12
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    """A response message read only as far as needed: its question and answer section.
+
+    (``dns.message.from_wire`` builds every section and was most of a verification's time.)
+    """
+
+    rcode: int
+    answer_count: int
+    answers_offset: int
+    wire: bytes
+
+    def answers(self) -> list[tuple[dns.name.Name, int, int, dns.rdata.Rdata]]:
+        parser = dns.wire.Parser(self.wire, self.answers_offset)
+        records = []
         try:
-            message = dns.message.from_wire(wire, ignore_trailing=False)
-        except (dns.exception.DNSException, ValueError, UnicodeError) as error:
+            for _ in range(self.answer_count):
+                owner = parser.get_name(decompress=True)
+                rdtype, rdclass, _ttl, length = parser.get_struct("!HHIH")
+                with parser.restrict_to(length):
+                    rdata = dns.rdata.from_wire_parser(rdclass, rdtype, parser)
+                records.append((owner, rdtype, rdclass, rdata))
+        except _WIRE_ERRORS as error:
             raise MalformedError(f"A DNS message of the chain is malformed: {error}") from None
-        if len(message.question) != 1:
-            continue
-        question = message.question[0]
-        by_question.setdefault((question.name, question.rdtype, question.rdclass), []).append(
-            message
-        )
+        return records
+
+
+def _read_question(wire: bytes) -> tuple[_QuestionKey, _Response] | None:
+    try:
+        if len(wire) < _HEADER_LENGTH:
+            raise MalformedError("A DNS message of the chain is shorter than its header")
+        flags, question_count, answer_count = struct.unpack_from("!2xHHH", wire)
+        if question_count != 1:
+            return None  # answers no question: never looked up
+        parser = dns.wire.Parser(wire, _HEADER_LENGTH)
+        name = parser.get_name(decompress=True)
+        rdtype, rdclass = parser.get_struct("!HH")
+    except _WIRE_ERRORS as error:
+        raise MalformedError(f"A DNS message of the chain is malformed: {error}") from None
+    return (name, rdtype, rdclass), _Response(flags & 0xF, answer_count, parser.current, wire)
+
+
+def _index_responses(chain: Sequence[bytes]) -> dict[_QuestionKey, list[_Response]]:
+    by_question: dict[_QuestionKey, list[_Response]] = {}
+    for wire in chain:
+        read = _read_question(wire)
+        if read is not None:
+            by_question.setdefault(read[0], []).append(read[1])
     return by_question
 
 
 class _Chain:
     def __init__(self, chain: Sequence[bytes]) -> None:
-        self._messages = _parse_messages(chain)
+        self._responses = _index_responses(chain)
 
-    def response(self, name: dns.name.Name, rdtype: int, what: str) -> dns.message.Message:
-        messages = self._messages.get((name, rdtype, dns.rdataclass.IN))
-        if not messages:
+    def response(self, name: dns.name.Name, rdtype: int, what: str) -> _Response:
+        responses = self._responses.get((name, rdtype, dns.rdataclass.IN))
+        if not responses:
             raise DnssecError(f"The chain has no {what} response for {name}")
-        if len(messages) > 1:
+        if len(responses) > 1:
             raise DnssecError(f"The chain has several {what} responses for {name}")
-        if messages[0].rcode() != dns.rcode.NOERROR:
+        if responses[0].rcode != dns.rcode.NOERROR:
             raise DnssecError(f"The {what} response for {name} is not NOERROR")
-        return messages[0]
+        return responses[0]
 
     def signed_rrset(
         self, name: dns.name.Name, rdtype: int, what: str
     ) -> tuple[dns.rrset.RRset, list[dns.rdtypes.ANY.RRSIG.RRSIG]]:
-        message = self.response(name, rdtype, what)
-        rrset = rrsigs = None
-        for candidate in message.answer:
-            if candidate.name != name or candidate.rdclass != dns.rdataclass.IN:
+        records: list[dns.rdata.Rdata] = []
+        rrsigs: list[dns.rdtypes.ANY.RRSIG.RRSIG] = []
+        for owner, record_type, record_class, rdata in self.response(name, rdtype, what).answers():
+            if owner != name or record_class != dns.rdataclass.IN:
                 continue
-            if candidate.rdtype == rdtype:
-                rrset = candidate
-            elif candidate.rdtype == dns.rdatatype.RRSIG and candidate.covers == rdtype:
-                rrsigs = candidate
-        if rrset is None:
+            if record_type == rdtype:
+                records.append(rdata)
+            elif isinstance(rdata, dns.rdtypes.ANY.RRSIG.RRSIG) and rdata.type_covered == rdtype:
+                rrsigs.append(rdata)
+        if not records:
             raise DnssecError(f"The {what} response for {name} has no {what} records")
-        if rrsigs is None:
+        if not rrsigs:
             raise DnssecError(f"The {what} records of {name} are unsigned")
-        return rrset, list(rrsigs)
+        return dns.rrset.from_rdata_list(name, 0, records), rrsigs
 
 
 def _verify_rrset(
