@@ -27,6 +27,8 @@ from tests.veraid_helpers import (
     with_chain,
 )
 from veraid import _asn1
+from veraid._bundles import _signature_bundle
+from veraid._cms import sign_signed_data
 from veraid._pki import _issue, load_certificate
 
 OTHER_SERVICE = "1.3.6.1.4.1.58708.1.99"
@@ -501,3 +503,37 @@ def test_produced_member_id_bundle_is_der_of_the_schema(pki: Pki) -> None:
     assert decoded.dump(force=True) == bundle
     assert sorted(item.native for item in decoded["dnssec_chain"]) == sorted(pki.chain.responses)
     assert _asn1.der_from_implicit(decoded["member_certificate"]) == pki.member_certificate
+
+
+def _signature_with_attributes(pki: Pki, attributes: list[tuple[str, bytes]]) -> bytes:
+    member = load_certificate(pki.member_certificate, "member")
+    content_info = sign_signed_data(
+        PLAINTEXT,
+        rsa_key(MEMBER_KEY),
+        member,
+        certificates=(member.der,),
+        extra_attributes=attributes,
+        encapsulate=False,
+    )
+    return _signature_bundle(pki.chain.responses, pki.org_certificate, content_info)
+
+
+def test_signature_metadata_missing(pki: Pki) -> None:
+    with pytest.raises(veraid.InvalidSignatureError, match="metadata"):
+        verify(pki, _signature_with_attributes(pki, []))
+
+
+def test_signature_metadata_period_ending_before_it_starts(pki: Pki) -> None:
+    metadata = _asn1.SignatureMetadata(
+        {"service_oid": SERVICE, "validity_period": {"start": pki.period.end, "end": pki.now}}
+    ).dump()
+
+    with pytest.raises(veraid.ValidityPeriodError, match="ends before it starts"):
+        verify(pki, _signature_with_attributes(pki, [(_asn1.OID_SIGNATURE_METADATA, metadata)]))
+
+
+def test_signing_refuses_a_start_after_the_end(pki: Pki) -> None:
+    with pytest.raises(veraid.ValidityPeriodError, match="after its expiry"):
+        veraid.sign_as_member(
+            PLAINTEXT, SERVICE, pki.member_id_bundle, rsa_key(MEMBER_KEY), pki.period.end, pki.now
+        )

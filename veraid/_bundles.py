@@ -182,14 +182,17 @@ def _metadata_period(parsed: ParsedSignedData, service_oid: str) -> DatePeriod:
     if not values or len(values) != 1:
         raise InvalidSignatureError("Signature metadata attribute is missing")
     metadata = _asn1.load_strict(_asn1.SignatureMetadata, values[0].dump(), "Signature metadata")
-    if metadata["service_oid"].dotted != service_oid:
-        raise ServiceMismatchError(
-            f"Signature is bound to a different service ({metadata['service_oid'].dotted})"
-        )
-    validity = metadata["validity_period"]
-    start, end = validity["start"].native, validity["end"].native
-    if end < start:
-        raise ValidityPeriodError("Signature validity period ends before it starts")
+    try:
+        oid = metadata["service_oid"].dotted
+        validity = metadata["validity_period"]
+        start, end = validity["start"].native, validity["end"].native
+    except _asn1.ASN1_ERRORS as error:
+        raise MalformedError(f"Signature metadata is malformed: {error}") from None
+    if oid != service_oid:
+        raise ServiceMismatchError(f"Signature is bound to a different service ({oid})")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise MalformedError("Signature metadata has malformed dates")
+    # DatePeriod refuses dates without a time zone and periods that end before they start.
     return DatePeriod(start, end)
 
 
