@@ -537,3 +537,28 @@ def test_signing_refuses_a_start_after_the_end(pki: Pki) -> None:
         veraid.sign_as_member(
             PLAINTEXT, SERVICE, pki.member_id_bundle, rsa_key(MEMBER_KEY), pki.period.end, pki.now
         )
+
+
+def test_rsa_pss_parameters_are_honoured() -> None:
+    from asn1crypto import algos
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from veraid._cms import _signature_scheme
+
+    algorithm = algos.SignedDigestAlgorithm(
+        {
+            "algorithm": "rsassa_pss",
+            "parameters": {
+                "hash_algorithm": {"algorithm": "sha384"},
+                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha512"}},
+                "salt_length": 48,
+            },
+        }
+    )
+
+    scheme, hash_algorithm = _signature_scheme(algorithm)
+
+    assert isinstance(scheme, padding.PSS)
+    assert scheme._salt_length == 48
+    assert scheme.mgf._algorithm.name == "sha512"
+    assert hash_algorithm.name == "sha384"

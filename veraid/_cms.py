@@ -60,6 +60,8 @@ def _hash(name: str) -> hashes.HashAlgorithm:
 def _signature_scheme(
     algorithm: algos.SignedDigestAlgorithm,
 ) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]:
+    if algorithm.dump() == _RSA_PSS_SHA256:  # what every VeraId implementation uses
+        return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()
     name = algorithm["algorithm"].native
     if name == "rsassa_pss":
         params = algorithm["parameters"]
