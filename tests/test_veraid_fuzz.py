@@ -77,6 +77,23 @@ def test_mutated_bundles(pki: Pki, samples: dict[str, bytes], data: st.DataObjec
     _verify_everything(pki, data.draw(mutations(sample)))
 
 
+@settings(FUZZ, max_examples=500)
+@given(data=st.data())
+def test_mutated_dnssec_chains(pki: Pki, data: st.DataObject) -> None:
+    # Mutations inside the DNS messages, in a well-formed bundle: they reach the DNS parser
+    # and DNSSEC validation instead of stopping at the DER lengths.
+    responses = list(pki.chain.responses)
+    index = data.draw(st.integers(0, len(responses) - 1))
+    responses[index] = data.draw(mutations(responses[index]))
+    if data.draw(st.booleans()):
+        responses.append(data.draw(st.binary(max_size=40)))
+    bundle = veraid.serialise_member_id_bundle(
+        responses, pki.org_certificate, pki.member_certificate
+    )
+    with contextlib.suppress(veraid.VeraidError):
+        veraid.verify_member_id_bundle(bundle, SERVICE, pki.now, trust_anchors=pki.trust_anchors)
+
+
 @FUZZ
 @given(text=st.text(max_size=80))
 def test_txt_rdata(text: str) -> None:
