@@ -70,14 +70,14 @@ def test_random_bytes(pki: Pki, data: bytes) -> None:
     _verify_everything(pki, data)
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=500)
 @given(data=st.data())
 def test_mutated_bundles(pki: Pki, samples: dict[str, bytes], data: st.DataObject) -> None:
     sample = samples[data.draw(st.sampled_from(sorted(samples)))]
     _verify_everything(pki, data.draw(mutations(sample)))
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_mutated_dnssec_chains(pki: Pki, data: st.DataObject) -> None:
     # Mutations inside the DNS messages, in a well-formed bundle: they reach the DNS parser
