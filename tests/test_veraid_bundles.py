@@ -562,3 +562,22 @@ def test_rsa_pss_parameters_are_honoured() -> None:
     assert scheme._salt_length == 48
     assert scheme.mgf._algorithm.name == "sha512"
     assert hash_algorithm.name == "sha384"
+
+
+def test_mock_chain_needs_one_key_per_zone(pki: Pki) -> None:
+    with pytest.raises(veraid.DnssecError, match="3 zone keys"):
+        veraid.generate_mock_chain(ORG, [txt_rdata()], pki.period, [rsa_key(0)])
+
+
+def test_mock_chain_on_a_deeper_domain_with_its_own_keys(pki: Pki) -> None:
+    domain = "members.example.com"
+    chain = veraid.generate_mock_chain(domain, [txt_rdata()], pki.period)
+    org = veraid.issue_organisation_certificate(
+        domain, rsa_key(ORG_KEY), pki.period.start, pki.period.end
+    )
+    deeper = Pki(pki.now, pki.period, chain, org, pki.member_certificate)
+
+    result = verify(deeper, deeper.org_signature("bob"))
+
+    assert result.member == veraid.Member(domain, "bob")
+    assert len(chain.responses) == 4 + 3 + 1  # DNSKEY per zone, DS below the root, TXT

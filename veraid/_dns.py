@@ -387,17 +387,23 @@ def generate_mock_chain(
     domain: str,
     txt_records: Sequence[str],
     period: DatePeriod,
-    zone_keys: Sequence[rsa.RSAPrivateKey],
+    zone_keys: Sequence[rsa.RSAPrivateKey] | None = None,
 ) -> MockChain:
     """Sign a DNSSEC chain for the TXT records of ``_veraid.<domain>`` with RSASHA256, one
-    key per zone from the root down (``zone_keys[0]`` for the root), valid over ``period``.
+    key per zone from the root down (``zone_keys[0]`` for the root; new RSA-2048 keys if
+    None), valid over ``period``.
 
     For tests and development authorities only: the trust anchor is the root key's own DS.
     """
-    apex = dns.name.from_text(f"{domain.rstrip('.')}.")
+    try:
+        apex = dns.name.from_text(f"{domain.rstrip('.')}.")
+    except (dns.exception.DNSException, UnicodeError) as error:
+        raise MalformedError(f"{domain!r} is not a domain name: {error}") from None
     zones = [apex.split(depth)[1] for depth in range(1, len(apex) + 1)]
+    if zone_keys is None:
+        zone_keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in zones]
     if len(zone_keys) != len(zones):
-        raise ValueError(f"{len(zones)} zone keys are needed for {apex}")
+        raise DnssecError(f"{len(zones)} zone keys are needed for {apex} (got {len(zone_keys)})")
     inception = int(period.start.timestamp())
     expiration = int(period.end.timestamp())
     ttl = 300
