@@ -8,10 +8,11 @@ specification leaves open (``version`` is always encoded, ``SignatureBundle`` ha
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from asn1crypto import cms, core, parser, x509
 
+from veraid import _der as der
 from veraid._errors import MalformedError
 
 OID_SIGNATURE_METADATA = "1.3.6.1.4.1.58708.1.0"
@@ -131,14 +132,7 @@ def load_strict(spec: type[_T], data: bytes, what: str) -> _T:
 def der_from_implicit(value: core.Asn1Value) -> bytes:
     """The original DER of a SEQUENCE that a schema re-tagged IMPLICITly (header rebuilt)."""
     contents: bytes = value.contents
-    return b"\x30" + _der_length(len(contents)) + contents
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(encoded)]) + encoded
+    return der.tlv(der.SEQUENCE, contents)
 
 
 def encapsulated_content(explicit: bytes) -> bytes:
@@ -156,8 +150,7 @@ def encapsulated_content(explicit: bytes) -> bytes:
 
 def explicit_octet_string(value: bytes) -> bytes:
     """``[0] EXPLICIT OCTET STRING`` in DER (how this library encapsulates plaintext)."""
-    inner = b"\x04" + _der_length(len(value)) + value
-    return b"\xa0" + _der_length(len(inner)) + inner
+    return der.tlv(0xA0, der.tlv(der.OCTET_STRING, value))
 
 
 def _parse_one(encoded: bytes) -> tuple[int, int, int, bytes]:
@@ -186,11 +179,3 @@ def _octet_string_segments(contents: bytes, depth: int = 0) -> list[bytes]:
         else:
             segments.append(bytes(segment))
     return segments
-
-
-def any_native(value: Any) -> Any:
-    """``value.native`` with asn1crypto's errors translated."""
-    try:
-        return value.native
-    except ASN1_ERRORS as error:
-        raise MalformedError(f"Malformed value: {error}") from None
