@@ -27,6 +27,7 @@ from tests.veraid_helpers import (
     with_chain,
 )
 from veraid import _asn1
+from veraid import _der as der
 from veraid._bundles import _signature_bundle
 from veraid._cms import sign_signed_data
 from veraid._pki import _issue, load_certificate
@@ -581,3 +582,27 @@ def test_mock_chain_on_a_deeper_domain_with_its_own_keys(pki: Pki) -> None:
 
     assert result.member == veraid.Member(domain, "bob")
     assert len(chain.responses) == 4 + 3 + 1  # DNSKEY per zone, DS below the root, TXT
+
+
+def _member_id_fields(pki: Pki) -> list[bytes]:
+    decoded = _asn1.MemberIdBundle.load(pki.member_id_bundle)
+    return [decoded[name].dump() for name, _, _ in _asn1.MemberIdBundle._fields]
+
+
+def test_non_minimal_length_is_refused(pki: Pki) -> None:
+    fields = _member_id_fields(pki)
+    assert fields[0] == b"\x80\x01\x00"
+    fields[0] = b"\x80\x81\x01\x00"  # the same version, its length in long form
+    bundle = der.tlv(der.SEQUENCE, *fields)
+    assert _asn1.MemberIdBundle.load(bundle, strict=True)["version"].native == 0
+
+    with pytest.raises(veraid.MalformedError, match="shortest form"):
+        _verify_member_id(pki, bundle)
+
+
+def test_indefinite_length_is_refused(pki: Pki) -> None:
+    bundle = b"\x30\x80" + b"".join(_member_id_fields(pki)) + b"\x00\x00"
+    assert _asn1.MemberIdBundle.load(bundle, strict=True)["version"].native == 0
+
+    with pytest.raises(veraid.MalformedError, match="indefinite length"):
+        _verify_member_id(pki, bundle)

@@ -127,6 +127,10 @@ def _decode_bundle(
 ) -> tuple[_Bundle, tuple[bytes, ...], bytes]:
     bundle = _asn1.load_strict(spec, data, what)
     try:
+        der.check_definite_lengths(data)
+    except der.EncodingError as error:
+        raise MalformedError(f"{what} is not DER: {error}") from None
+    try:
         version = bundle["version"].native
         responses = tuple(item.native for item in bundle["dnssec_chain"])
         org_der = _asn1.der_from_implicit(bundle["organisation_certificate"])

@@ -43,3 +43,59 @@ def contents_of(encoded: bytes) -> bytes:
     if size < 0x80:
         return encoded[2:]
     return encoded[2 + (size & 0x7F) :]
+
+
+class EncodingError(ValueError):
+    """Raised by ``check_definite_lengths``; callers translate it."""
+
+
+def check_definite_lengths(data: bytes) -> None:
+    """Refuse indefinite and non-minimal lengths anywhere in ``data`` (X.690 §10.1), which
+    asn1crypto accepts even in strict mode. The contents of primitive elements (e.g. DNS
+    messages in OCTET STRINGs) and of certificates are not looked into.
+    """
+    spans = [(0, len(data))]
+    while spans:
+        position, end = spans.pop()
+        while position < end:
+            tag = data[position]
+            position += 1
+            if tag & 0x1F == 0x1F:  # high tag number: base-128 continuation octets
+                while position < end and data[position] & 0x80:
+                    position += 1
+                position += 1
+            if position >= end:
+                raise EncodingError("truncated header")
+            first = data[position]
+            position += 1
+            if first == 0x80:
+                raise EncodingError("indefinite length")
+            if first < 0x80:
+                size = first
+            else:
+                octets = first & 0x7F
+                if octets > 4 or position + octets > end:
+                    raise EncodingError("length too long")
+                size = int.from_bytes(data[position : position + octets], "big")
+                if size < 0x80 or data[position] == 0:
+                    raise EncodingError("length not in its shortest form")
+                position += octets
+            if position + size > end:
+                raise EncodingError("length beyond the enclosing element")
+            if tag & 0x20 and not _is_certificate(data, position, position + size):
+                spans.append((position, position + size))
+            position += size
+
+
+_X509_V3 = b"\xa0\x03\x02\x01\x02"  # tbsCertificate's first field: [0] EXPLICIT INTEGER 2
+
+
+def _is_certificate(data: bytes, start: int, end: int) -> bool:
+    """Whether the contents from ``start`` look like an X.509 v3 certificate's. Those are
+    skipped: ``cryptography`` decodes certificates as strict DER anyway, and walking them
+    would be most of the cost."""
+    if end - start < 12 or data[start] != SEQUENCE:
+        return False
+    first = data[start + 1]
+    header = 2 if first < 0x80 else 2 + (first & 0x7F)
+    return data[start + header : start + header + 5] == _X509_V3
