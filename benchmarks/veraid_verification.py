@@ -192,6 +192,8 @@ def main() -> None:
     cpu = args.cpu if args.cpu is not None else min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     print(f"Pinned to CPU {cpu}; {args.seconds:g} s per measurement; RSA-2048, mock chain")
+    # Other processes on the machine slow every figure alike; the ratios are what to compare.
+    print("Load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     material = make_material()
     anchors = [material.anchor]
@@ -240,6 +242,7 @@ def main() -> None:
         print(f"  cold / JS:    {figures['cold'] / verify_js:5.2f}x")
         print(f"  cached / JS:  {figures['cached'] / verify_js:5.2f}x")
         print(f"  signing / JS: {figures['sign'] / js['signaturesPerSecond']:5.2f}x")
+    print("Load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"  cold / floor:   {figures['cold'] / figures['floor']:5.3f}")
     print(f"  cached / floor: {figures['cached'] / figures['floor']:5.3f}")
     sys.stdout.flush()
