@@ -30,6 +30,7 @@ from veraid import _asn1
 from veraid import _der as der
 from veraid._bundles import _signature_bundle
 from veraid._cms import sign_signed_data
+from veraid._dns import validate_chain
 from veraid._pki import _issue, load_certificate
 
 OTHER_SERVICE = "1.3.6.1.4.1.58708.1.99"
@@ -606,3 +607,28 @@ def test_indefinite_length_is_refused(pki: Pki) -> None:
 
     with pytest.raises(veraid.MalformedError, match="indefinite length"):
         _verify_member_id(pki, bundle)
+
+
+def test_two_txt_responses(pki: Pki) -> None:
+    other = make_pki(now=pki.now, txt_records=[txt_rdata(timedelta(minutes=1))])
+    txt = [r for r in other.chain.responses if _question(r)[1] == "TXT"]
+    bad = with_chain(pki, [*pki.chain.responses, *txt])
+
+    with pytest.raises(veraid.DnssecError, match="several TXT responses"):
+        verify(bad, bad.member_signature())
+
+
+def test_zone_responses_are_looked_up_first_match(pki: Pki) -> None:
+    # As in @relaycorp/veraid's offline resolver: a later copy of a zone's response is unused.
+    # (validate_chain directly: bundles are DER, whose SET OF order is by bytes.)
+    dnskeys = [r for r in pki.chain.responses if _question(r) == ("com.", "DNSKEY")]
+    assert len(dnskeys) == 1
+    garbled = bytearray(dnskeys[0])
+    garbled[-1] ^= 1  # in the RRSIG's signature
+    anchors = pki.trust_anchors
+
+    validation = validate_chain([*pki.chain.responses, bytes(garbled)], ORG, anchors)
+
+    assert validation == validate_chain(pki.chain.responses, ORG, anchors)
+    with pytest.raises(veraid.DnssecError, match="No valid RRSIG"):
+        validate_chain([bytes(garbled), *pki.chain.responses], ORG, anchors)

@@ -243,7 +243,9 @@ class _Chain:
         responses = self._responses.get((name, rdtype, dns.rdataclass.IN))
         if not responses:
             raise DnssecError(f"The chain has no {what} response for {name}")
-        if len(responses) > 1:
+        # Like @relaycorp/veraid, zone responses are looked up first-match; only the TXT
+        # response must be unique, or the TTL override could come from an unverified copy.
+        if len(responses) > 1 and rdtype == dns.rdatatype.TXT:
             raise DnssecError(f"The chain has several {what} responses for {name}")
         if responses[0].rcode != dns.rcode.NOERROR:
             raise DnssecError(f"The {what} response for {name} is not NOERROR")
