@@ -632,3 +632,34 @@ def test_zone_responses_are_looked_up_first_match(pki: Pki) -> None:
     assert validation == validate_chain(pki.chain.responses, ORG, anchors)
     with pytest.raises(veraid.DnssecError, match="No valid RRSIG"):
         validate_chain([bytes(garbled), *pki.chain.responses], ORG, anchors)
+
+
+def test_issuer_basic_constraints_are_read_whatever_the_path_length(pki: Pki) -> None:
+    # veraid-js writes pathLenConstraint 0 with cA false, which cryptography refuses to read.
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    member = asn1_x509.Certificate.load(pki.member_certificate)
+    tbs = member["tbs_certificate"]
+    for extension in tbs["extensions"]:
+        if extension["extn_id"].native == "basic_constraints":
+            extension["extn_value"] = asn1_x509.BasicConstraints(
+                {"ca": False, "path_len_constraint": 0}
+            )
+    tbs_der = tbs.dump(force=True)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    signature = rsa_key(ORG_KEY).sign(tbs_der, pss, hashes.SHA256())
+    quirky = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": member["signature_algorithm"],
+            "signature_value": signature,
+        }
+    ).dump(force=True)
+    with pytest.raises(ValueError, match="path_length"):
+        x509.load_der_x509_certificate(quirky).extensions  # noqa: B018
+
+    assert load_certificate(quirky, "member", issuer=True).is_ca is False
+    assert load_certificate(pki.org_certificate, "org", issuer=True).is_ca is True

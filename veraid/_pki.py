@@ -87,14 +87,20 @@ class Certificate:
     is_ca: bool
 
 
-def _is_ca(der: bytes) -> bool:
-    # asn1crypto, because cryptography refuses the pathLenConstraint 0 that veraid-js puts in
-    # member certificates (cA false); only issuers need this.
-    extensions = asn1_x509.Certificate.load(der, strict=True)["tbs_certificate"]["extensions"]
-    for extension in extensions:
-        if extension["extn_id"].native == "basic_constraints":
-            return bool(extension["extn_value"].parsed["ca"].native)
-    return False
+def _is_ca(certificate: x509.Certificate, der: bytes) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    except ValueError:
+        # cryptography refuses a pathLenConstraint beside cA false, which veraid-js writes
+        # in member certificates; asn1crypto reads it.
+        extensions = asn1_x509.Certificate.load(der, strict=True)["tbs_certificate"]["extensions"]
+        for extension in extensions:
+            if extension["extn_id"].native == "basic_constraints":
+                return bool(extension["extn_value"].parsed["ca"].native)
+        return False
+    return constraints.value.ca
 
 
 def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certificate:
@@ -107,7 +113,7 @@ def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certific
         names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         public_key = certificate.public_key()
         validity = DatePeriod(certificate.not_valid_before_utc, certificate.not_valid_after_utc)
-        is_ca = _is_ca(der) if issuer else False
+        is_ca = _is_ca(certificate, der) if issuer else False
     except (*ASN1_ERRORS, UnsupportedAlgorithm) as error:
         raise MalformedError(f"{what} is malformed: {error}") from None
     if len(names) != 1 or not isinstance(names[0].value, str):
