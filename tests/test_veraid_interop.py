@@ -62,12 +62,16 @@ def anchor_from_json(data: dict[str, Any]) -> veraid.TrustAnchor:
 
 
 def js_generate(
-    now: datetime, member_name: str | None, attributed_name: str | None
+    now: datetime,
+    member_name: str | None,
+    attributed_name: str | None,
+    org_modulus_length: int = 2048,
 ) -> dict[str, Any]:
     return run_bridge(
         {
             "command": "generate",
             "options": {
+                "orgModulusLength": org_modulus_length,
                 "domain": ORG,
                 "start": (now - timedelta(minutes=10)).isoformat(),
                 "end": (now + timedelta(hours=1)).isoformat(),
@@ -158,6 +162,27 @@ def test_js_txt_rdata_matches_python(js: dict[str, Any]) -> None:
     org = load_certificate(base64.b64decode(js["organisationCertificate"]), "org")
 
     assert js["txtRdata"] == veraid.generate_txt_rdata(org.public_key, timedelta(hours=1))
+
+
+def test_js_rsa_3072_organisation_verifies_in_python(now: datetime) -> None:
+    # The TXT key id of a 3072-bit key is a SHA-384 digest: both sides must agree.
+    from veraid._pki import load_certificate
+
+    js = js_generate(now, "alice", "bob", org_modulus_length=3072)
+    org = load_certificate(base64.b64decode(js["organisationCertificate"]), "org")
+    assert org.public_key.key_size == 3072
+    assert js["txtRdata"] == veraid.generate_txt_rdata(org.public_key, timedelta(hours=1))
+    assert js["txtRdata"].startswith("2 ")
+
+    result = veraid.verify_signature_bundle(
+        base64.b64decode(js["organisationSignatureDetached"]),
+        SERVICE,
+        now,
+        plaintext=PLAINTEXT,
+        trust_anchors=[anchor_from_json(js["trustAnchor"])],
+    )
+
+    assert result.member == veraid.Member(ORG, "bob")
 
 
 def test_js_bot_bundles_verify_in_python(now: datetime) -> None:

@@ -19,9 +19,9 @@ const unb64 = (text) => Buffer.from(text, 'base64');
 const toArrayBuffer = (buffer) =>
   buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
 
-async function generateKeyPair() {
+async function generateKeyPair(modulusLength = 2048) {
   return crypto.subtle.generateKey(
-    { name: 'RSA-PSS', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+    { name: 'RSA-PSS', modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
     true,
     ['sign', 'verify'],
   );
@@ -36,7 +36,7 @@ async function generate(options) {
   const start = new Date(options.start);
   const end = new Date(options.end);
   const orgName = options.domain;
-  const orgKeys = await generateKeyPair();
+  const orgKeys = await generateKeyPair(options.orgModulusLength);
   const memberKeys = await generateKeyPair();
   const rdata = await generateTxtRdata(orgKeys.publicKey, options.ttlOverride);
   const mockChain = await MockChain.generate(`${orgName}.`);
