@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 import veraid
 from tests.test_cloudevents_interop import INTEROP_DIR, requires_node
-from tests.veraid_helpers import ORG, PLAINTEXT, SERVICE, Pki, make_pki
+from tests.veraid_helpers import ORG, PLAINTEXT, SERVICE, Pki, make_chain, make_pki
 
 BRIDGE = INTEROP_DIR / "veraid_bridge.mjs"
 VERAID_JS_DIR = INTEROP_DIR / "node_modules" / "@relaycorp" / "veraid"
@@ -297,3 +297,28 @@ def test_python_signs_with_js_member_id_bundle(js: dict[str, Any], now: datetime
 
     assert result["ok"] is True, result
     assert result["user"] == "alice"
+
+
+def test_python_rsa_4096_organisation_verifies_in_js(pki: Pki) -> None:
+    # The TXT key id of a 4096-bit key is a SHA-512 digest: both sides must agree.
+    org_key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    txt = veraid.generate_txt_rdata(org_key.public_key(), timedelta(hours=1))
+    assert txt.startswith("3 ")
+    chain = make_chain([txt], pki.period)
+    org = veraid.issue_organisation_certificate(ORG, org_key, pki.period.start, pki.period.end)
+    bundle = veraid.sign_as_organisation(
+        PLAINTEXT,
+        SERVICE,
+        chain.responses,
+        org,
+        org_key,
+        pki.period.start,
+        pki.period.end,
+        user_name="carol",
+    )
+    big = Pki(pki.now, pki.period, chain, org, pki.member_certificate)
+
+    [result] = js_verify([signature_item(big, bundle, PLAINTEXT)])
+
+    assert result["ok"] is True, result
+    assert result["user"] == "carol"
