@@ -22,6 +22,7 @@ from temporalio.client import Client
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
+from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -179,3 +180,9 @@ def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
 @pytest.fixture(scope="session")
 def ingress(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
     return start_ingress(TEMPORAL_TASK_QUEUE=http_worker.task_queue)
+
+
+@pytest.fixture(scope="session")
+def relaynet_params() -> GeneratedParams:
+    """Connection parameters serialised by @relaycorp/relaynet-core (once per session)."""
+    return generate_connection_params("pdc.example.com")
