@@ -224,7 +224,8 @@ class ConnectionParamsRetrieval:
                 priority=rdata.priority,
                 weight=rdata.weight,
                 port=rdata.port,
-                target=rdata.target.to_text(omit_final_dot=True).lower(),
+                # The root name (".") says the service is not available: SrvRecord's "".
+                target=rdata.target.to_text(omit_final_dot=True).lower().removesuffix("."),
             )
             for rdata in (answer or [])
             if isinstance(rdata, dns.rdtypes.IN.SRV.SRV)
