@@ -111,7 +111,8 @@ class DnsServer:
                 *(f"{r.priority} {r.weight} {r.port} {r.target}" for r in behaviour.records),
             )
             response.answer.append(rrset)
-        return response.to_wire()
+        # In the order given, unshuffled: tests rely on which record comes first.
+        return response.to_wire(want_shuffle=False)
 
     def queries_for(self, name: str, transport: str | None = None) -> int:
         key = dns.name.from_text(name).to_text().lower()
