@@ -245,7 +245,6 @@ async def connection_params_servers(
                 writer.close()
                 break
     yield ConnectionParamsServers(dns_server, recorder, ca, relaynet_params)
-    recorder.stop_hanging.set()
     stop.set()
     await task
     close_dns()
@@ -257,6 +256,11 @@ class Deployment:
 
     ingress: Ingress
     worker: Worker
+
+    def stop(self) -> None:
+        """Stop both now, while the servers they talk to still run (else teardown races)."""
+        self.ingress.process.stop()
+        self.worker.process.stop()
 
 
 # Short enough for the tests, long enough for a few retries (1 s, 2 s, 4 s backoff).
@@ -290,12 +294,14 @@ def dns_deployment(
     start_ingress: StartIngress,
     sink: Sink,
     connection_params_servers: ConnectionParamsServers,
-) -> Deployment:
+) -> Iterator[Deployment]:
     """A worker resolving with plain DNS (UDP, then TCP) against the test DNS server."""
     resolver = f"dns:127.0.0.1:{connection_params_servers.dns.port}"
-    return _connection_params_deployment(
+    deployment = _connection_params_deployment(
         "dns", resolver, start_worker, start_ingress, sink, connection_params_servers
     )
+    yield deployment
+    deployment.stop()
 
 
 @pytest.fixture(scope="session")
@@ -304,9 +310,11 @@ def doh_deployment(
     start_ingress: StartIngress,
     sink: Sink,
     connection_params_servers: ConnectionParamsServers,
-) -> Deployment:
+) -> Iterator[Deployment]:
     """A worker resolving with DNS-over-HTTPS against the test DoH endpoint."""
     resolver = f"doh:{connection_params_servers.doh_url}"
-    return _connection_params_deployment(
+    deployment = _connection_params_deployment(
         "doh", resolver, start_worker, start_ingress, sink, connection_params_servers
     )
+    yield deployment
+    deployment.stop()

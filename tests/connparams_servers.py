@@ -268,6 +268,8 @@ class Scenario(Enum):
 
 
 PARAMS_CONTENT_TYPE = "application/vnd.etsi.tsl.der"
+# Past the fetch's 3 s timeout, but bounded, so no request is left hanging at shutdown.
+HANG_SECONDS = 5.0
 
 
 @dataclass
@@ -275,7 +277,6 @@ class HttpsRecorder:
     ports: dict[Scenario, int]
     requests: Counter[Scenario] = field(default_factory=Counter)
     user_agents: list[str] = field(default_factory=list)
-    stop_hanging: asyncio.Event = field(default_factory=asyncio.Event)
 
     def scenario_of_request(self) -> Scenario:
         """The scenario of the port the current request arrived on."""
@@ -308,7 +309,7 @@ def create_https_app(recorder: HttpsRecorder, dns_server: DnsServer, params_der:
                     return Response("Try again", 500)
                 return Response(params_der, 200, content_type=PARAMS_CONTENT_TYPE)
             case Scenario.HANG:
-                await recorder.stop_hanging.wait()
+                await asyncio.sleep(HANG_SECONDS)
                 return Response(params_der, 200, content_type=PARAMS_CONTENT_TYPE)
             case Scenario.GARBAGE:
                 return Response(b"\x30\x03garbage", 200, content_type=PARAMS_CONTENT_TYPE)
@@ -325,7 +326,7 @@ def create_https_app(recorder: HttpsRecorder, dns_server: DnsServer, params_der:
         assert isinstance(body, bytes)
         reply = dns_server.answer(body, "doh")
         if reply is None:
-            await recorder.stop_hanging.wait()
+            await asyncio.sleep(HANG_SECONDS)
             return Response("", 504)
         return Response(reply, 200, content_type="application/dns-message")
 

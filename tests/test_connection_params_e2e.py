@@ -25,7 +25,15 @@ from letro.content_types import (
     CONNECTION_PARAMS_REQUEST,
     MISCONFIGURED_INTERNET_ENDPOINT,
 )
-from tests.conftest import TEST_RETRY_SECONDS, ConnectionParamsServers, Deployment, Sink
+from tests.conftest import (
+    TEST_RETRY_SECONDS,
+    ConnectionParamsServers,
+    Deployment,
+    Ingress,
+    Sink,
+    StartIngress,
+    StartWorker,
+)
 from tests.connparams_servers import Behaviour, Failure, Scenario, Srv, SrvAnswer
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from workflows.connection_params import (
@@ -80,9 +88,9 @@ def at(servers: ConnectionParamsServers, scenario: Scenario) -> SrvAnswer:
     return SrvAnswer((Srv(servers.port(scenario)),))
 
 
-async def send(http: httpx.AsyncClient, deployment: Deployment, request: Request) -> None:
+async def send(http: httpx.AsyncClient, to: Deployment | Ingress, request: Request) -> None:
     response = await http.post(
-        deployment.ingress.url,
+        to.ingress.url if isinstance(to, Deployment) else to.url,
         headers=binary_event_headers(
             sender_id=request.sender_id,
             content_type=CONNECTION_PARAMS_REQUEST,
@@ -344,6 +352,44 @@ async def test_transient_failures_are_retried_then_reported_as_misconfigured(
     assert servers.dns.queries_for(srv.format(requests["resolver unreachable (DoH)"][1])) > 1
     for scenario in (Scenario.SERVER_ERROR, Scenario.HANG):
         assert servers.https.requests[scenario] - http_before[scenario] > 1, scenario
+
+
+async def test_request_accepted_while_no_worker_runs_is_answered_when_one_comes_back(
+    http: httpx.AsyncClient,
+    start_ingress: StartIngress,
+    start_worker: StartWorker,
+    connection_params_servers: ConnectionParamsServers,
+    sink: Sink,
+    temporal_client: Client,
+) -> None:
+    servers = connection_params_servers
+    queue = f"letro-connparams-late-{uuid.uuid4().hex[:6]}"
+    ingress = start_ingress(
+        TEMPORAL_TASK_QUEUE=queue, CONNECTION_PARAMS_RETRY_SECONDS=str(TEST_RETRY_SECONDS)
+    )
+    domain = unique_domain()
+    serve(servers, domain, at(servers, Scenario.GOOD))
+    request = new_request(domain)
+
+    await send(http, ingress, request)  # Temporal has it; no worker polls this queue yet
+    await asyncio.sleep(TEST_RETRY_SECONDS + 1)  # longer than the retry window
+    assert sink.recorder.to(request.sender_id) == []
+    # In a thread, so the test's own servers keep answering while the worker starts.
+    worker = await asyncio.to_thread(
+        start_worker,
+        queue,
+        K_SINK=sink.url,
+        CONNECTION_PARAMS_RESOLVER=f"dns:127.0.0.1:{servers.dns.port}",
+        CONNECTION_PARAMS_CA_FILE=str(servers.ca.ca_file),
+    )
+    try:
+        # Our own outage does not count against the endpoint: it is tried, and it answers.
+        reply = await reply_to(sink, request)
+        assert reply.content_type == CONNECTION_PARAMS
+        assert reply.data == servers.params.der
+        assert not (await outcome_of(temporal_client, request)).gave_up_after_retries
+    finally:
+        await asyncio.to_thread(Deployment(ingress, worker).stop)
 
 
 # --- Redeliveries and malformed requests ---------------------------------------------------

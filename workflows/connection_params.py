@@ -92,7 +92,9 @@ class ConnectionParamsOutcome:
 class ConnectionParamsRetrieval:
     @workflow.run
     async def run(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
-        deadline = workflow.info().start_time + timedelta(seconds=request.retry_seconds)
+        # The window opens when a worker first runs the workflow, not when the ingress
+        # started it: an outage of our own workers must not count against the endpoint.
+        deadline = workflow.now() + timedelta(seconds=request.retry_seconds)
         log_fields = {
             "internetAddress": request.ascii_domain_name,
             "peerId": request.requester_endpoint_id,
@@ -104,7 +106,7 @@ class ConnectionParamsRetrieval:
                 ResolveRequest(request.ascii_domain_name),
                 result_type=ResolvedEndpoint,
                 start_to_close_timeout=_RESOLVE_ATTEMPT_TIMEOUT,
-                schedule_to_close_timeout=self._remaining(deadline),
+                schedule_to_close_timeout=_budget(deadline, _RESOLVE_ATTEMPT_TIMEOUT),
                 retry_policy=_TRANSIENT_RETRY,
             )
             fetched = await workflow.execute_activity(
@@ -112,20 +114,11 @@ class ConnectionParamsRetrieval:
                 FetchRequest(request.ascii_domain_name, endpoint.targets),
                 result_type=FetchedParams,
                 start_to_close_timeout=_FETCH_ATTEMPT_TIMEOUT,
-                schedule_to_close_timeout=self._remaining(deadline),
+                schedule_to_close_timeout=_budget(deadline, _FETCH_ATTEMPT_TIMEOUT),
                 retry_policy=_TRANSIENT_RETRY,
             )
         except ActivityError as error:
             outcome = self._misconfigured(error, log_fields)
-            await self._reply(request, outcome.content_type, request.domain_name.encode("utf-8"))
-            return outcome
-        except _NoTimeLeft:
-            workflow.logger.error(
-                "Gave up retrieving connection params: retry window exhausted", extra=log_fields
-            )
-            outcome = ConnectionParamsOutcome(
-                MISCONFIGURED_INTERNET_ENDPOINT, "retry window exhausted", True
-            )
             await self._reply(request, outcome.content_type, request.domain_name.encode("utf-8"))
             return outcome
 
@@ -134,13 +127,6 @@ class ConnectionParamsRetrieval:
             "Connection parameters sent", extra={**log_fields, "endpointHost": fetched.host}
         )
         return ConnectionParamsOutcome(CONNECTION_PARAMS, f"served by {fetched.host}")
-
-    @staticmethod
-    def _remaining(deadline: datetime) -> timedelta:
-        remaining = deadline - workflow.now()
-        if remaining <= timedelta(0):
-            raise _NoTimeLeft
-        return remaining
 
     @staticmethod
     def _misconfigured(error: ActivityError, log_fields: dict[str, str]) -> ConnectionParamsOutcome:
@@ -179,8 +165,13 @@ class ConnectionParamsRetrieval:
         )
 
 
-class _NoTimeLeft(Exception):
-    """The retry window closed before the next step could start."""
+def _budget(deadline: datetime, attempt_timeout: timedelta) -> timedelta:
+    """What is left of the retry window, but always room for one whole attempt.
+
+    So each step is tried at least once even when the window closed while the workflow
+    waited for a worker, and the whole retrieval stays bounded: window plus one attempt.
+    """
+    return max(deadline - workflow.now(), attempt_timeout)
 
 
 def _event_id(step: str) -> str:
