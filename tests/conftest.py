@@ -256,6 +256,8 @@ class Deployment:
 
     ingress: Ingress
     worker: Worker
+    # How the DNS server sees this worker's queries: "udp" (plain DNS) or "doh".
+    dns_wire: str = "udp"
 
     def stop(self) -> None:
         """Stop both now, while the servers they talk to still run (else teardown races)."""
@@ -285,7 +287,7 @@ def _connection_params_deployment(
         TEMPORAL_TASK_QUEUE=worker.task_queue,
         CONNECTION_PARAMS_RETRY_SECONDS=str(TEST_RETRY_SECONDS),
     )
-    return Deployment(ingress, worker)
+    return Deployment(ingress, worker, "doh" if resolver.startswith("doh:") else "udp")
 
 
 @pytest.fixture(scope="session")

@@ -150,6 +150,9 @@ async def test_parameters_are_sent_back(
 
     assert reply.content_type == CONNECTION_PARAMS
     assert reply.data == servers.params.der  # as relaynet-core serialised them
+    srv_name = f"_awala-pdc._tcp.{domain}."
+    assert servers.dns.queries_for(srv_name, deployment.dns_wire) == 1  # the configured transport
+    assert servers.dns.queries_for(srv_name) == 1
     outcome = await outcome_of(temporal_client, request)
     assert outcome == ConnectionParamsOutcome(CONNECTION_PARAMS, "served by localhost")
     # The workflow replays its own history: it is deterministic.
@@ -284,6 +287,7 @@ async def test_misconfigured_endpoint_is_reported_with_the_requested_name(
     assert outcome.content_type == MISCONFIGURED_INTERNET_ENDPOINT
     assert reason in outcome.reason
     assert not outcome.gave_up_after_retries
+    assert servers.dns.queries_for(f"_awala-pdc._tcp.{domain}.", deployment.dns_wire) == 1
 
 
 async def test_misconfigured_idn_is_echoed_byte_for_byte(
