@@ -9,6 +9,7 @@ the original Letro server where it had one, and Temporal's own client convention
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,34 @@ class MongoSettings:
     password: str | None
 
 
+DEFAULT_RESOLVER = "doh:https://cloudflare-dns.com/dns-query"
+
+
+@dataclass(frozen=True, slots=True)
+class DohResolver:
+    """DNS-over-HTTPS (RFC 8484) to a validating resolver whose AD flag we trust."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DnsResolver:
+    """Plain DNS (UDP, TCP when truncated) to a validating resolver whose AD flag we trust."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionParamsSettings:
+    resolver: DohResolver | DnsResolver
+    # Extra CA certificates (PEM) trusted for the DoH resolver and the parameters fetch,
+    # on top of the default ones.
+    ca_file: Path | None
+    # How long transient failures are retried before the endpoint is reported misconfigured.
+    retry_window: timedelta
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     version: str
@@ -77,6 +106,7 @@ class Settings:
     mongodb: MongoSettings
     temporal: TemporalSettings
     pairing_request_ttl: timedelta
+    connection_params: ConnectionParamsSettings
 
 
 class _Reader:
@@ -135,6 +165,25 @@ def _port(text: str) -> int:
     if not 0 < value < 65536:
         raise ValueError(text)
     return value
+
+
+def _resolver(text: str) -> DohResolver | DnsResolver:
+    """``doh:<https URL>`` or ``dns:<IP address>[:<port>]`` (an IPv6 address in brackets)."""
+    kind, _, rest = text.partition(":")
+    if kind == "doh":
+        parts = urlsplit(rest)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(text)
+        return DohResolver(rest)
+    if kind == "dns" and rest:
+        parts = urlsplit(f"//{rest}")
+        if not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ValueError(text)
+        # An address: looking up the resolver's own name would need another resolver.
+        ipaddress.ip_address(parts.hostname)
+        port = 53 if parts.port is None else parts.port
+        return DnsResolver(parts.hostname, _port(str(port)))
+    raise ValueError(text)
 
 
 def _boolean(text: str) -> bool:
@@ -204,6 +253,24 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
         password=read.optional("MONGODB_PASSWORD"),
     )
 
+    ca_file = read.optional("CONNECTION_PARAMS_CA_FILE")
+    if ca_file and not Path(ca_file).is_file():
+        read.problems.append(f"CONNECTION_PARAMS_CA_FILE={ca_file!r} is not a readable file")
+    connection_params = ConnectionParamsSettings(
+        resolver=read.parsed(
+            "CONNECTION_PARAMS_RESOLVER",
+            _resolver(DEFAULT_RESOLVER),
+            _resolver,
+            "doh:<https URL> or dns:<IP address>[:<port>]",
+        ),
+        ca_file=Path(ca_file) if ca_file else None,
+        retry_window=timedelta(
+            seconds=read.parsed(
+                "CONNECTION_PARAMS_RETRY_SECONDS", 300, _positive_int, "a positive integer"
+            )
+        ),
+    )
+
     settings = Settings(
         version=read.required("VERSION"),
         log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
@@ -221,6 +288,7 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
                 "PAIRING_REQUEST_TTL_SECONDS", 90 * 86400, _positive_int, "a positive integer"
             )
         ),
+        connection_params=connection_params,
     )
     if read.problems:
         raise ConfigError(read.problems)

@@ -15,16 +15,21 @@ from datetime import timedelta
 import structlog
 from temporalio.worker import Worker
 
+from activities.connection_params import (
+    ConnectionParamsRetrieval as ConnectionParamsActivities,
+)
+from activities.connection_params import make_http_client, make_resolver
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from config import ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
 from logs import configure_logging
+from workflows.connection_params import ConnectionParamsRetrieval
 from workflows.legacy_pairing import LegacyContactPairing
 
 logger = structlog.get_logger("worker")
 
-WORKFLOWS = [LegacyContactPairing]
+WORKFLOWS = [LegacyContactPairing, ConnectionParamsRetrieval]
 
 
 def make_sink(settings: Settings) -> EventSink:
@@ -43,11 +48,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     sink = make_sink(settings)
     egress = Egress(sink)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    http = make_http_client(settings.version, settings.connection_params.ca_file)
+    connection_params = ConnectionParamsActivities(
+        make_resolver(settings.connection_params.resolver, http), http
+    )
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[egress.emit_service_message, store.store, store.delete],
+        activities=[
+            egress.emit_service_message,
+            store.store,
+            store.delete,
+            connection_params.resolve,
+            connection_params.fetch,
+        ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     try:
@@ -62,6 +77,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             logger.info("Worker stopping")
     finally:
+        await http.aclose()
         await sink.close()
         await mongo.close()
     logger.info("Worker stopped")

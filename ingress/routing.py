@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from awala.service_messages import IncomingServiceMessage
-from letro.content_types import PAIRING_REQUEST_TMP
-from letro.errors import MalformedPairingRequest
+from letro.connection_params import parse_connection_params_request
+from letro.content_types import CONNECTION_PARAMS_REQUEST, PAIRING_REQUEST_TMP
+from letro.errors import MalformedConnectionParamsRequest, MalformedPairingRequest
 from letro.legacy_pairing import parse_pairing_request
+from workflows.connection_params import ConnectionParamsInput, ConnectionParamsRetrieval
+from workflows.connection_params import workflow_id_for as connection_params_workflow_id
 from workflows.legacy_pairing import (
     SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
 )
@@ -30,6 +33,7 @@ from workflows.legacy_pairing import (
 @dataclass(frozen=True)
 class RoutingOptions:
     pairing_request_ttl: timedelta
+    connection_params_retry_window: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,20 @@ class SignalWithStart:
 
 
 @dataclass(frozen=True)
+class StartOnce:
+    """Start workflow ``workflow_id``; if it already exists or existed, do nothing.
+
+    For one-shot workflows whose id is derived from the parcel: a redelivered message
+    finds its workflow and has no second effect.
+    """
+
+    workflow: str
+    workflow_id: str
+    start_input: object
+    log_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Ignore:
     """Drop the message: it can never succeed and the protocol defines no reply for it."""
 
@@ -52,7 +70,7 @@ class Ignore:
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
 
-Decision = SignalWithStart | Ignore
+Decision = SignalWithStart | StartOnce | Ignore
 
 
 class UnsupportedContentType(Exception):
@@ -90,8 +108,31 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
     )
 
 
+def _connection_params_request(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    try:
+        request = parse_connection_params_request(message.content)
+    except MalformedConnectionParamsRequest as error:
+        return Ignore("Refused malformed connection params request", {"reason": str(error)})
+    return StartOnce(
+        workflow=ConnectionParamsRetrieval.__name__,
+        workflow_id=connection_params_workflow_id(message.sender_id, message.parcel_id),
+        start_input=ConnectionParamsInput(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            requester_endpoint_id=message.sender_id,
+            domain_name=request.domain_name,
+            ascii_domain_name=request.ascii_domain_name,
+            retry_seconds=options.connection_params_retry_window.total_seconds(),
+        ),
+        log_fields={"internetAddress": request.ascii_domain_name},
+    )
+
+
 _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
+    CONNECTION_PARAMS_REQUEST: _connection_params_request,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)

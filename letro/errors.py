@@ -25,3 +25,7 @@ def excerpt(value: str | bytes) -> str:
     if len(value) <= _MAX_EXCERPT_LENGTH and len(quoted) <= _MAX_EXCERPT_LENGTH:
         return quoted
     return quoted[: _MAX_EXCERPT_LENGTH - 3] + "..."
+
+
+class MalformedConnectionParamsRequest(LetroProtocolError):
+    """The content of a connection parameters request is not a usable domain name."""

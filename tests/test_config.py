@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, LogFormat, Transport, load_settings
+from config import ConfigError, DnsResolver, DohResolver, LogFormat, Transport, load_settings
 
 MINIMAL = {"VERSION": "1.2.3", "MONGODB_URI": "mongodb://db.example:27017/letro"}
 
@@ -132,6 +132,72 @@ def test_values_are_normalised() -> None:
     assert settings.request_id_header == "x-cloud-trace-context"
     assert settings.pairing_request_ttl == timedelta(seconds=5)
     assert settings.log_format is LogFormat.CONSOLE
+
+
+def test_connection_params_defaults() -> None:
+    settings = load_settings("worker", {**MINIMAL, "K_SINK": "http://broker/"}).connection_params
+    # As the original server: Cloudflare's validating resolver over HTTPS, trusting its AD flag.
+    assert settings.resolver == DohResolver("https://cloudflare-dns.com/dns-query")
+    assert settings.ca_file is None
+    assert settings.retry_window == timedelta(minutes=5)
+
+
+RESOLVERS = {
+    "doh:https://dns.example/dns-query": DohResolver("https://dns.example/dns-query"),
+    "doh:https://127.0.0.1:8443/q": DohResolver("https://127.0.0.1:8443/q"),
+    "dns:127.0.0.1:5353": DnsResolver("127.0.0.1", 5353),
+    "dns:9.9.9.9": DnsResolver("9.9.9.9", 53),
+    "dns:[2620:fe::fe]:53": DnsResolver("2620:fe::fe", 53),
+}
+
+
+@pytest.mark.parametrize(("value", "expected"), RESOLVERS.items(), ids=RESOLVERS.keys())
+def test_connection_params_resolver(value: str, expected: DnsResolver | DohResolver) -> None:
+    settings = load_settings("ingress", {**MINIMAL, "CONNECTION_PARAMS_RESOLVER": value})
+    assert settings.connection_params.resolver == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://dns.example/dns-query",
+        "doh:http://dns.example/dns-query",
+        "doh:",
+        "dns:",
+        "dns:resolver.example:53",
+        "dns:127.0.0.1:0",
+        "dns:127.0.0.1:70000",
+        "dns:127.0.0.1/path",
+        "tls:127.0.0.1:853",
+    ],
+)
+def test_malformed_resolver_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"CONNECTION_PARAMS_RESOLVER=.* is not doh:"):
+        load_settings("ingress", {**MINIMAL, "CONNECTION_PARAMS_RESOLVER": value})
+
+
+def test_connection_params_ca_file_and_retry_window(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = load_settings(
+        "ingress",
+        {**MINIMAL, "CONNECTION_PARAMS_CA_FILE": str(ca), "CONNECTION_PARAMS_RETRY_SECONDS": "7"},
+    ).connection_params
+    assert settings.ca_file == ca
+    assert settings.retry_window == timedelta(seconds=7)
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            "ingress",
+            {
+                **MINIMAL,
+                "CONNECTION_PARAMS_CA_FILE": str(tmp_path / "missing.pem"),
+                "CONNECTION_PARAMS_RETRY_SECONDS": "0",
+            },
+        )
+    assert error.value.problems == [
+        f"CONNECTION_PARAMS_CA_FILE={str(tmp_path / 'missing.pem')!r} is not a readable file",
+        "CONNECTION_PARAMS_RETRY_SECONDS='0' is not a positive integer",
+    ]
 
 
 @pytest.mark.parametrize("command", [["-m", "ingress"], ["worker.py"]])
