@@ -10,21 +10,33 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import structlog
 from temporalio.worker import Worker
 
+from activities.contact_pairing import ContactPairingVerifier, PairingSignaller
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from config import ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
 from logs import configure_logging
+from workflows.forwarding import ForwardServiceMessage
 from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRequestWorkflow, VeraidContactPairing
 
 logger = structlog.get_logger("worker")
 
-WORKFLOWS = [LegacyContactPairing]
+WORKFLOWS = [
+    LegacyContactPairing,
+    VeraidContactPairing,
+    ContactPairingRequestWorkflow,
+    ForwardServiceMessage,
+]
+# Threads for the synchronous, CPU-bound activities (VeraId verification). Two per core at
+# most helps little: the GIL is released only inside OpenSSL.
+VERIFICATION_THREADS = 4
 
 
 def make_sink(settings: Settings) -> EventSink:
@@ -43,11 +55,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     sink = make_sink(settings)
     egress = Egress(sink)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    verifier = ContactPairingVerifier(settings.veraid_trust_anchors)
+    signaller = PairingSignaller(client, settings.temporal.task_queue)
+    executor = ThreadPoolExecutor(VERIFICATION_THREADS, thread_name_prefix="verification")
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[egress.emit_service_message, store.store, store.delete],
+        activities=[
+            egress.emit_service_message,
+            store.store,
+            store.delete,
+            verifier.verify,
+            signaller.signal_with_start,
+        ],
+        activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     try:
@@ -62,6 +84,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             logger.info("Worker stopping")
     finally:
+        executor.shutdown(wait=False)
         await sink.close()
         await mongo.close()
     logger.info("Worker stopped")

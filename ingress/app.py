@@ -18,6 +18,8 @@ from cloudevents.core.base import BaseCloudEvent
 from pymongo import AsyncMongoClient
 from quart import Quart, Response, request
 from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +28,7 @@ from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
-from ingress.routing import Ignore, RoutingOptions, UnsupportedContentType, route
+from ingress.routing import Ignore, RoutingOptions, Start, UnsupportedContentType, route
 
 logger = structlog.get_logger("ingress")
 
@@ -105,15 +107,30 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
 
         client: Client = state["temporal"]
         try:
-            await client.start_workflow(
-                decision.workflow,
-                decision.start_input,
-                id=decision.workflow_id,
-                task_queue=settings.temporal.task_queue,
-                start_signal=decision.signal,
-                start_signal_args=[decision.signal_input],
-                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-            )
+            if isinstance(decision, Start):
+                # Rejecting the id even after the run closed is what makes a redelivery a
+                # no-op (for as long as the namespace retains closed workflows).
+                await client.start_workflow(
+                    decision.workflow,
+                    decision.start_input,
+                    id=decision.workflow_id,
+                    task_queue=settings.temporal.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+                )
+            else:
+                await client.start_workflow(
+                    decision.workflow,
+                    decision.start_input,
+                    id=decision.workflow_id,
+                    task_queue=settings.temporal.task_queue,
+                    start_signal=decision.signal,
+                    start_signal_args=[decision.signal_input],
+                    rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+                )
+        except WorkflowAlreadyStartedError:
+            log.info("Ignored redelivered service message", workflowId=decision.workflow_id)
+            return Response("", 204)
         except (TimeoutError, RPCError, RuntimeError) as error:
             # RuntimeError: the lazy client failed to connect at all.
             log.error("Could not hand message to Temporal; the broker will retry", err=str(error))

@@ -12,10 +12,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from activities.messages import IncomingPairingRequest
+from awala.connection_params import InvalidConnectionParams, read_connection_params
 from awala.service_messages import IncomingServiceMessage
-from letro.content_types import PAIRING_REQUEST_TMP
+from letro.content_types import (
+    CONTACT_PAIRING_AUTHORISATION,
+    CONTACT_PAIRING_REQUEST,
+    PAIRING_AUTH,
+    PAIRING_AUTH_TMP,
+    PAIRING_COMPLETION_TMP,
+    PAIRING_REQUEST_TMP,
+)
 from letro.errors import MalformedPairingRequest
 from letro.legacy_pairing import parse_pairing_request
+from workflows import forwarding
+from workflows.forwarding import Forwarding, ForwardServiceMessage
 from workflows.legacy_pairing import (
     SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
 )
@@ -25,6 +36,7 @@ from workflows.legacy_pairing import (
     LegacyPairingRequestReceived,
     workflow_id_for,
 )
+from workflows.veraid_pairing import REQUEST_WORKFLOW_NAME, request_workflow_id
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,16 @@ class SignalWithStart:
 
 
 @dataclass(frozen=True)
+class Start:
+    """Start workflow ``workflow_id`` once: a duplicate start (a redelivery) is a no-op."""
+
+    workflow: str
+    workflow_id: str
+    start_input: object
+    log_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Ignore:
     """Drop the message: it can never succeed and the protocol defines no reply for it."""
 
@@ -52,7 +74,7 @@ class Ignore:
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
 
-Decision = SignalWithStart | Ignore
+Decision = SignalWithStart | Start | Ignore
 
 
 class UnsupportedContentType(Exception):
@@ -90,8 +112,71 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
     )
 
 
+def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
+    # Nothing is read here: the ids are only known once the signature is verified, which is
+    # too heavy for the ingress. The per-message workflow does it in an activity.
+    return Start(
+        workflow=REQUEST_WORKFLOW_NAME,
+        workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
+        start_input=IncomingPairingRequest(
+            parcel_id=message.parcel_id,
+            sender_endpoint_id=message.sender_id,
+            server_endpoint_id=message.recipient_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+            request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+        ),
+    )
+
+
+def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
+    # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
+    try:
+        routing = read_connection_params(message.content)
+    except InvalidConnectionParams as error:
+        return Ignore("Refused malformed connection params", {"reason": str(error)})
+    if routing.granter_id != message.sender_id:
+        return Ignore(
+            "Refused connection params not issued by sender",
+            {"messageSenderId": message.sender_id, "granterId": str(routing.granter_id)},
+        )
+    if legacy:
+        content_type = PAIRING_COMPLETION_TMP
+        content = f"{routing.granter_id},".encode() + base64.b64encode(message.content)
+    else:
+        content_type, content = message.content_type, message.content
+    return Start(
+        workflow=ForwardServiceMessage.__name__,
+        workflow_id=forwarding.workflow_id_for(message.sender_id, message.parcel_id),
+        start_input=Forwarding(
+            server_endpoint_id=message.recipient_id,
+            recipient_endpoint_id=routing.grantee_id,
+            content_type=content_type,
+            content_b64=base64.b64encode(content).decode("ascii"),
+        ),
+        log_fields={"granterId": routing.granter_id, "granteeId": routing.grantee_id},
+    )
+
+
+def _current_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=False)
+
+
+def _legacy_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=True)
+
+
 _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
+    CONTACT_PAIRING_REQUEST: _contact_pairing_request,
+    # The original server and Letro for Android use "pairing-auth"; the published docs
+    # (seed 002) say "contact-pairing.authorisation". Both are accepted and forwarded as is.
+    PAIRING_AUTH: _current_pairing_authorisation,
+    CONTACT_PAIRING_AUTHORISATION: _current_pairing_authorisation,
+    PAIRING_AUTH_TMP: _legacy_pairing_authorisation,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)

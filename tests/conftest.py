@@ -22,6 +22,7 @@ from temporalio.client import Client
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
+from tests.pairing_helpers import VeraidOrg, make_org
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -171,9 +172,17 @@ def start_worker(base_env: dict[str, str], stack_dir: Path) -> Iterator[StartWor
 
 
 @pytest.fixture(scope="session")
-def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
+def veraid_org() -> VeraidOrg:
+    """A mock VeraId organisation whose DNSSEC root the session's worker trusts."""
+    return make_org()
+
+
+@pytest.fixture(scope="session")
+def http_worker(start_worker: StartWorker, sink: Sink, veraid_org: VeraidOrg) -> Worker:
     """The session's worker on the default transport, emitting to the recording sink."""
-    return start_worker("letro-http", K_SINK=sink.url)
+    return start_worker(
+        "letro-http", K_SINK=sink.url, VERAID_TRUST_ANCHORS=veraid_org.trust_anchor_setting
+    )
 
 
 @pytest.fixture(scope="session")
