@@ -2,6 +2,8 @@
 // @relaycorp/veraid. Reads one JSON command on stdin, writes one JSON answer on stdout;
 // binary values travel as base64.
 import { Crypto } from '@peculiar/webcrypto';
+import { derSerializePublicKey, generateRSAKeyPair, getIdFromIdentityKey } from '@relaycorp/relaynet-core';
+import { Constructed, Primitive, Sequence, fromBER } from 'asn1js';
 import { DnsClass, DnsRecord, MockChain, Question, RrSet, SecurityStatus } from '@relaycorp/dnssec';
 import {
   MemberIdBundle,
@@ -81,6 +83,65 @@ async function generate(options) {
   };
 }
 
+// The DER ContactPairingRequest a Letro agent signs, built with asn1js as Letro for Android
+// builds it with its own ASN.1 library: [0] IMPLICIT SubjectPublicKeyInfo, [1] IMPLICIT UTF8String.
+function contactPairingRequest(spki, targetId) {
+  const spkiSequence = fromBER(toArrayBuffer(spki)).result;
+  return new Sequence({
+    value: [
+      new Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: spkiSequence.valueBlock.value }),
+      new Primitive({ idBlock: { tagClass: 3, tagNumber: 1 }, valueHex: Buffer.from(targetId, 'utf8') }),
+    ],
+  }).toBER();
+}
+
+// Contact pairing requests of several members of one organisation, each from its own Awala
+// endpoint (keys and ids from @relaycorp/relaynet-core), as the Letro service expects them.
+async function pairingRequests(options) {
+  const start = new Date(options.start);
+  const end = new Date(options.end);
+  const orgName = options.domain;
+  const orgKeys = await generateKeyPair();
+  const rdata = await generateTxtRdata(orgKeys.publicKey, 3600);
+  const mockChain = await MockChain.generate(`${orgName}.`);
+  const txtName = `_veraid.${orgName}.`;
+  const record = new DnsRecord(txtName, 'TXT', DnsClass.IN, 300, [rdata]);
+  const rrset = RrSet.init(new Question(txtName, 'TXT', DnsClass.IN), [record]);
+  const fixture = mockChain.generateFixture(rrset, SecurityStatus.SECURE, { start, end });
+  const chain = await VeraidDnssecChain.retrieve(orgName, {
+    resolver: fixture.resolver,
+    trustAnchors: fixture.trustAnchors,
+  });
+  const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const requests = [];
+  for (const { name, target } of options.requests) {
+    const memberKeys = await generateKeyPair();
+    const memberCertificate = await issueMemberCertificate(
+      name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
+    );
+    const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
+    const endpointKeys = await generateRSAKeyPair();
+    const plaintext = contactPairingRequest(await derSerializePublicKey(endpointKeys.publicKey), target);
+    const bundle = await SignatureBundle.sign(
+      plaintext, '1.3.6.1.4.1.58708.2.0', memberIdBundle, memberKeys.privateKey, end,
+      { startDate: start, shouldEncapsulatePlaintext: true },
+    );
+    requests.push({
+      veraidId: `${name}@${orgName}`,
+      endpointId: await getIdFromIdentityKey(endpointKeys.publicKey),
+      bundle: b64(bundle.serialise()),
+    });
+  }
+  const [anchor] = fixture.trustAnchors;
+  return {
+    trustAnchor: {
+      keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
+      digest: Buffer.from(anchor.digest).toString('hex'),
+    },
+    requests,
+  };
+}
+
 function trustAnchors(anchor) {
   return [{
     keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
@@ -157,6 +218,8 @@ if (command.command === 'generate') {
   answer = await generate(command.options);
 } else if (command.command === 'verify') {
   answer = { results: await Promise.all(command.items.map(verifyOne)) };
+} else if (command.command === 'pairingRequests') {
+  answer = await pairingRequests(command.options);
 } else if (command.command === 'benchmark') {
   answer = await benchmark(command.options);
 } else {
