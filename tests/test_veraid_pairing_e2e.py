@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -491,6 +492,7 @@ DROPS = {
 async def test_unusable_requests_are_dropped(
     http: httpx.AsyncClient,
     ingress: Ingress,
+    http_worker: Worker,
     sink: Sink,
     temporal_client: Client,
     veraid_org: VeraidOrg,
@@ -500,6 +502,14 @@ async def test_unusable_requests_are_dropped(
     parcel_id = await send(http, ingress.url, alice, make_bundle(alice, veraid_org))
     assert await request_outcome(temporal_client, alice.endpoint_id, parcel_id) == "dropped"
     assert sink.recorder.to(alice.endpoint_id) == []
+    # One log line says who sent it and why it was refused.
+    [line] = [
+        json.loads(line)
+        for line in http_worker.log_file.read_text().splitlines()
+        if parcel_id in line and "Refused" in line
+    ]
+    assert line["peerId"] == alice.endpoint_id
+    assert line["err"]
 
 
 async def test_workflows_replay_deterministically(
