@@ -110,24 +110,20 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
             if isinstance(decision, Start):
                 # Rejecting the id even after the run closed is what makes a redelivery a
                 # no-op (for as long as the namespace retains closed workflows).
-                await client.start_workflow(
-                    decision.workflow,
-                    decision.start_input,
-                    id=decision.workflow_id,
-                    task_queue=settings.temporal.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-                )
+                how: dict[str, Any] = {"id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE}
             else:
-                await client.start_workflow(
-                    decision.workflow,
-                    decision.start_input,
-                    id=decision.workflow_id,
-                    task_queue=settings.temporal.task_queue,
-                    start_signal=decision.signal,
-                    start_signal_args=[decision.signal_input],
-                    rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-                )
+                how = {
+                    "start_signal": decision.signal,
+                    "start_signal_args": [decision.signal_input],
+                }
+            await client.start_workflow(
+                decision.workflow,
+                decision.start_input,
+                id=decision.workflow_id,
+                task_queue=settings.temporal.task_queue,
+                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+                **how,
+            )
         except WorkflowAlreadyStartedError:
             log.info("Ignored redelivered service message", workflowId=decision.workflow_id)
             return Response("", 204)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -75,6 +76,13 @@ async def mongo_client(mongodb: MongoDB) -> AsyncIterator[AsyncMongoClient[dict[
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.uri)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for posting to the ingress; generous timeout for the shared cores."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
 
 
 @dataclass

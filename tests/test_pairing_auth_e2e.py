@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,12 +23,6 @@ from tests.pairing_helpers import connection_params, endpoint_id, new_rsa_key
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 20.0
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def post(

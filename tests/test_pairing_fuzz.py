@@ -11,7 +11,6 @@ import base64
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -95,12 +94,6 @@ def test_verification_activity_always_returns_a_verdict(
         )
     )
     assert isinstance(verdict, ContactPairingVerdict)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
 
 
 @pytest.mark.integration

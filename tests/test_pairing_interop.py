@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,12 +74,6 @@ def js_ingress(
     setting = f"{anchor['keyTag']} {anchor['algorithm']} {anchor['digestType']} {anchor['digest']}"
     worker = start_worker("letro-js-interop", K_SINK=sink.url, VERAID_TRUST_ANCHORS=setting)
     return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def test_js_pairing_requests_pair(

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
@@ -27,7 +25,7 @@ from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pai
 from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
 from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, new_agent
+from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, new_agent, requests_collection
 from tests.pairing_helpers import VeraidAgent, VeraidOrg, make_org, new_veraid_agent, spki
 from workflows.pairing import PairingStatus
 from workflows.veraid_pairing import (
@@ -41,18 +39,6 @@ from workflows.veraid_pairing import (
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 20.0
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-def requests_collection(
-    mongo: AsyncMongoClient[dict[str, Any]],
-) -> AsyncCollection[dict[str, Any]]:
-    return mongo["letro_test"]["contactpairingrequests"]
 
 
 async def send(

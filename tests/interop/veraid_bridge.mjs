@@ -34,13 +34,10 @@ async function exportPrivateKey(key) {
 }
 
 // Everything the Python side verifies, produced the way @relaycorp/veraid's own tests do.
-async function generate(options) {
-  const start = new Date(options.start);
-  const end = new Date(options.end);
-  const orgName = options.domain;
-  const orgKeys = await generateKeyPair(options.orgModulusLength);
-  const memberKeys = await generateKeyPair();
-  const rdata = await generateTxtRdata(orgKeys.publicKey, options.ttlOverride);
+// An organisation with its key, a DNSSEC chain from a MockChain root, and its certificate.
+async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride) {
+  const orgKeys = await generateKeyPair(orgModulusLength);
+  const rdata = await generateTxtRdata(orgKeys.publicKey, ttlOverride);
   const mockChain = await MockChain.generate(`${orgName}.`);
   const txtName = `_veraid.${orgName}.`;
   const record = new DnsRecord(txtName, 'TXT', DnsClass.IN, 300, [rdata]);
@@ -51,6 +48,22 @@ async function generate(options) {
     trustAnchors: fixture.trustAnchors,
   });
   const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const [anchor] = fixture.trustAnchors;
+  const trustAnchor = {
+    keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
+    digest: Buffer.from(anchor.digest).toString('hex'),
+  };
+  return { orgKeys, rdata, chain, orgCertificate, trustAnchor };
+}
+
+async function generate(options) {
+  const start = new Date(options.start);
+  const end = new Date(options.end);
+  const orgName = options.domain;
+  const { orgKeys, rdata, chain, orgCertificate, trustAnchor } = await generateOrganisation(
+    orgName, start, end, options.orgModulusLength, options.ttlOverride,
+  );
+  const memberKeys = await generateKeyPair();
   const memberCertificate = await issueMemberCertificate(
     options.memberName, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
   );
@@ -64,12 +77,8 @@ async function generate(options) {
     return b64(bundle.serialise());
   };
   const orgSigner = new OrganisationSigner(chain, orgCertificate, options.attributedName);
-  const [anchor] = fixture.trustAnchors;
   return {
-    trustAnchor: {
-      keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
-      digest: Buffer.from(anchor.digest).toString('hex'),
-    },
+    trustAnchor,
     txtRdata: rdata,
     dnssecChain: chain.responses.map((response) => b64(response)),
     organisationCertificate: b64(orgCertificate.serialize()),
@@ -101,18 +110,9 @@ async function pairingRequests(options) {
   const start = new Date(options.start);
   const end = new Date(options.end);
   const orgName = options.domain;
-  const orgKeys = await generateKeyPair();
-  const rdata = await generateTxtRdata(orgKeys.publicKey, 3600);
-  const mockChain = await MockChain.generate(`${orgName}.`);
-  const txtName = `_veraid.${orgName}.`;
-  const record = new DnsRecord(txtName, 'TXT', DnsClass.IN, 300, [rdata]);
-  const rrset = RrSet.init(new Question(txtName, 'TXT', DnsClass.IN), [record]);
-  const fixture = mockChain.generateFixture(rrset, SecurityStatus.SECURE, { start, end });
-  const chain = await VeraidDnssecChain.retrieve(orgName, {
-    resolver: fixture.resolver,
-    trustAnchors: fixture.trustAnchors,
-  });
-  const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const { orgKeys, chain, orgCertificate, trustAnchor } = await generateOrganisation(
+    orgName, start, end, 2048, 3600,
+  );
   const requests = [];
   for (const { name, target } of options.requests) {
     const memberKeys = await generateKeyPair();
@@ -132,14 +132,7 @@ async function pairingRequests(options) {
       bundle: b64(bundle.serialise()),
     });
   }
-  const [anchor] = fixture.trustAnchors;
-  return {
-    trustAnchor: {
-      keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
-      digest: Buffer.from(anchor.digest).toString('hex'),
-    },
-    requests,
-  };
+  return { trustAnchor, requests };
 }
 
 function trustAnchors(anchor) {
