@@ -121,7 +121,15 @@ class ContactPairingVerifier:
                 ContactPairingFailureReason.INVALID_TARGET_VERAID,
                 "Refused pairing request because the target is not a VeraId user id",
             )
-        requester_key = pairing_key(str(verification.member))
+        try:
+            requester_key = pairing_key(str(verification.member))
+        except InvalidVeraidId:
+            # VeraId accepts some organisation names that Letro's id rules (those of the
+            # original server) do not; such a requester could never be anyone's target.
+            return refuse(
+                ContactPairingFailureReason.INVALID_REQUESTER_VERAID,
+                "Refused contact pairing request from a VeraId id Letro does not accept",
+            )
         if requester_key == target_key:
             # A pair of one can never complete; say so instead of waiting 90 days.
             return refuse(
