@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 import veraid
 from activities.messages import ContactPairingVerdict, IncomingPairingRequest, PairingSignal
-from awala.connection_params import InvalidConnectionParams, endpoint_id_of_key
+from awala.private_endpoint_conn_params import InvalidPrivateEndpointConnParams, endpoint_id_of_key
 from letro.contact_pairing import (
     LETRO_SERVICE_OID,
     ContactPairingFailureReason,
@@ -104,7 +104,7 @@ class ContactPairingVerifier:
             )
         try:
             endpoint_id = endpoint_id_of_key(request_body.requester_endpoint_key)
-        except InvalidConnectionParams:
+        except InvalidPrivateEndpointConnParams:
             return refuse(
                 ContactPairingFailureReason.INVALID_REQUESTER_AWALA_KEY,
                 "Refused invalid Awala id key for requester",

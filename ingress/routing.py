@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from activities.messages import IncomingPairingRequest
-from awala.connection_params import InvalidConnectionParams, read_connection_params
+from awala.private_endpoint_conn_params import (
+    InvalidPrivateEndpointConnParams,
+    read_connection_params,
+)
 from awala.service_messages import IncomingServiceMessage
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
@@ -132,7 +135,7 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
     # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
     try:
         routing = read_connection_params(message.content)
-    except InvalidConnectionParams as error:
+    except InvalidPrivateEndpointConnParams as error:
         return Ignore("Refused malformed connection params", {"reason": str(error)})
     if routing.granter_id != message.sender_id:
         return Ignore(

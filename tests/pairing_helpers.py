@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 import veraid
-from awala.connection_params import (
+from awala.private_endpoint_conn_params import (
     _CertificationPath,
     _PrivateEndpointConnParams,
 )

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from awala.connection_params import _PrivateEndpointConnParams
+from awala.private_endpoint_conn_params import _PrivateEndpointConnParams
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     PAIRING_AUTH,

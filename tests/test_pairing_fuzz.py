@@ -20,7 +20,10 @@ from temporalio.client import Client
 
 from activities.contact_pairing import ContactPairingVerifier
 from activities.messages import ContactPairingVerdict, IncomingPairingRequest
-from awala.connection_params import InvalidConnectionParams, read_connection_params
+from awala.private_endpoint_conn_params import (
+    InvalidPrivateEndpointConnParams,
+    read_connection_params,
+)
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -64,7 +67,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
 @settings(max_examples=150, deadline=None)
 @given(st.one_of(st.binary(max_size=300), mutated(VALID_PARAMS)))
 def test_connection_params_parser_raises_only_its_error(data: bytes) -> None:
-    with contextlib.suppress(InvalidConnectionParams):
+    with contextlib.suppress(InvalidPrivateEndpointConnParams):
         read_connection_params(data)
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 from awala.errors import AwalaError
 
 
-class InvalidConnectionParams(AwalaError):
+class InvalidPrivateEndpointConnParams(AwalaError):
     """The bytes are not usable ``PrivateEndpointConnParams``."""
 
 
@@ -76,14 +76,14 @@ def endpoint_id_of_key(spki_der: bytes) -> str:
     """``"0"`` + hex SHA-256 of an RSA key's canonical SubjectPublicKeyInfo.
 
     Raises:
-        InvalidConnectionParams: if the bytes are not an RSA public key.
+        InvalidPrivateEndpointConnParams: if the bytes are not an RSA public key.
     """
     try:
         key = load_der_public_key(spki_der)
     except (ValueError, TypeError) as error:
-        raise InvalidConnectionParams(f"Unreadable public key: {error}") from None
+        raise InvalidPrivateEndpointConnParams(f"Unreadable public key: {error}") from None
     if not isinstance(key, rsa.RSAPublicKey):
-        raise InvalidConnectionParams(f"The key is not RSA ({type(key).__name__})")
+        raise InvalidPrivateEndpointConnParams(f"The key is not RSA ({type(key).__name__})")
     canonical = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return "0" + hashlib.sha256(canonical).hexdigest()
 
@@ -95,7 +95,7 @@ def read_connection_params(der: bytes) -> ConnectionParamsRouting:
     when it deserialises), but only the PDA decides the routing.
 
     Raises:
-        InvalidConnectionParams: whatever is wrong with the bytes; nothing else escapes.
+        InvalidPrivateEndpointConnParams: whatever is wrong with the bytes; nothing else escapes.
     """
     try:
         params = _PrivateEndpointConnParams.load(der, strict=True)
@@ -103,11 +103,13 @@ def read_connection_params(der: bytes) -> ConnectionParamsRouting:
         identity_key = params["identity_key"].untag().dump()
         pda = params["delivery_auth"]["leaf"]
         if isinstance(pda, core.Void):
-            raise InvalidConnectionParams("The connection params have no delivery authorisation")
+            raise InvalidPrivateEndpointConnParams(
+                "The connection params have no delivery authorisation"
+            )
         subject_key = pda["tbs_certificate"]["subject_public_key_info"].dump()
         key_identifier = pda.authority_key_identifier
     except _ASN1_ERRORS as error:
-        raise InvalidConnectionParams(
+        raise InvalidPrivateEndpointConnParams(
             f"Malformed PrivateEndpointConnParams ({type(error).__name__}: {str(error)[:100]})"
         ) from None
     endpoint_id_of_key(identity_key)  # only RSA identity keys are valid
