@@ -24,7 +24,7 @@ from letro.contact_pairing import (
 )
 from letro.errors import InvalidVeraidId
 from letro.veraid_ids import pairing_key
-from workflows.pairing import PairingInput
+from workflows.pairing import SIGNAL_NAME, PairingInput
 
 logger = structlog.get_logger(__name__)
 
@@ -161,7 +161,7 @@ class PairingSignaller:
             ),
             id=signal.workflow_id,
             task_queue=self._task_queue,
-            start_signal="pairing_request",
+            start_signal=SIGNAL_NAME,
             start_signal_args=[signal.request],
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )

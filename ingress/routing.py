@@ -31,14 +31,12 @@ from letro.legacy_pairing import parse_pairing_request
 from workflows import forwarding
 from workflows.forwarding import Forwarding, ForwardServiceMessage
 from workflows.legacy_pairing import (
-    SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
-)
-from workflows.legacy_pairing import (
     LegacyContactPairing,
     LegacyPairingInput,
     LegacyPairingRequestReceived,
     workflow_id_for,
 )
+from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
 from workflows.veraid_pairing import REQUEST_WORKFLOW_NAME, request_workflow_id
 
 
@@ -99,7 +97,7 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
         ),
-        signal=LEGACY_PAIRING_SIGNAL,
+        signal=PAIRING_SIGNAL,
         signal_input=LegacyPairingRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,

@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW_ID_PREFIX = "legacy-pairing"
-SIGNAL_NAME = "pairing_request"
 
 # The names the rest of the code base and the tests know the shared types by.
 LegacyPairingRequestReceived = PairingRequestReceived

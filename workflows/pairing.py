@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from awala.service_messages import default_expiry
 
+SIGNAL_NAME = "pairing_request"
 # Parcels remembered for deduplication; far more than one pair ever sends between matches.
 MAX_REMEMBERED_PARCELS = 64
 
@@ -104,7 +105,7 @@ class PairWorkflow:
         self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
         self._redeliveries_ignored = 0
 
-    @workflow.signal(name="pairing_request")
+    @workflow.signal(name=SIGNAL_NAME)
     def receive_request(self, request: PairingRequestReceived) -> None:
         self._inbox.append(request)
 

@@ -39,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW_ID_PREFIX = "veraid-pairing"
 REQUEST_WORKFLOW_ID_PREFIX = "contact-pairing-request"
-SIGNAL_NAME = "pairing_request"
 REQUEST_WORKFLOW_NAME = "ContactPairingRequest"
 
 # RSA and DNSSEC checks of one bundle take milliseconds; the margin covers a busy worker.
