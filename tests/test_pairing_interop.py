@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from letro.content_types import CONTACT_PAIRING_REQUEST, PAIRING_AUTH
+from letro.content_types import (
+    CONTACT_PAIRING_AUTHORISATION,
+    CONTACT_PAIRING_REQUEST,
+    PAIRING_AUTH,
+    PAIRING_AUTH_TMP,
+    PAIRING_COMPLETION_TMP,
+)
 from tests.conftest import Ingress, Sink, StartIngress, StartWorker
 from tests.helpers import binary_event_headers
 from tests.test_cloudevents_interop import INTEROP_DIR, requires_node
@@ -105,12 +111,15 @@ async def test_js_pairing_requests_pair(
 async def test_relaynet_core_connection_params_reach_the_grantee(
     http: httpx.AsyncClient, ingress: Ingress, sink: Sink
 ) -> None:
-    authorisations = run_node("awala_bridge.mjs", {"command": "connectionParams", "count": 2})
-    for authorisation in authorisations:
+    content_types = [PAIRING_AUTH, CONTACT_PAIRING_AUTHORISATION, PAIRING_AUTH_TMP]
+    authorisations = run_node(
+        "awala_bridge.mjs", {"command": "connectionParams", "count": len(content_types)}
+    )
+    for authorisation, content_type in zip(authorisations, content_types, strict=True):
         response = await http.post(
             ingress.url,
             headers=binary_event_headers(
-                sender_id=authorisation["granterId"], content_type=PAIRING_AUTH
+                sender_id=authorisation["granterId"], content_type=content_type
             ),
             content=base64.b64decode(authorisation["params"]),
         )
@@ -118,8 +127,14 @@ async def test_relaynet_core_connection_params_reach_the_grantee(
     await sink.recorder.wait_for(
         lambda _: all(sink.recorder.to(a["granteeId"]) for a in authorisations), TIMEOUT
     )
-    for authorisation in authorisations:
+    for authorisation, content_type in zip(authorisations, content_types, strict=True):
+        params = base64.b64decode(authorisation["params"])
         [forwarded] = sink.recorder.to(authorisation["granteeId"])
-        assert forwarded.content_type == PAIRING_AUTH
-        assert forwarded.data == base64.b64decode(authorisation["params"])
+        if content_type == PAIRING_AUTH_TMP:
+            assert forwarded.content_type == PAIRING_COMPLETION_TMP
+            assert forwarded.data == f"{authorisation['granterId']},".encode() + base64.b64encode(
+                params
+            )
+        else:
+            assert (forwarded.content_type, forwarded.data) == (content_type, params)
         assert sink.recorder.to(authorisation["granterId"]) == []
