@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from veraid import IANA_TRUST_ANCHORS, TrustAnchor
+
 T = TypeVar("T")
 
 Component = Literal["ingress", "worker"]
@@ -107,6 +109,7 @@ class Settings:
     temporal: TemporalSettings
     pairing_request_ttl: timedelta
     connection_params: ConnectionParamsSettings
+    veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
 
 
 class _Reader:
@@ -193,6 +196,30 @@ def _boolean(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(text)
+
+
+def parse_trust_anchors(text: str) -> tuple[TrustAnchor, ...]:
+    """DS records as ``<key tag> <algorithm> <digest type> <hex digest>``, one per line or ``;``.
+
+    This is the presentation format of DS rdata (``dig DS .`` prints it after the owner,
+    class and type), so an operator can paste a development chain's anchors as they are.
+    """
+    anchors = []
+    for record in text.replace(";", "\n").splitlines():
+        if not record.strip():
+            continue
+        fields = record.split()
+        if len(fields) < 4:
+            raise ValueError(record)
+        key_tag, algorithm, digest_type = (int(field) for field in fields[:3])
+        if not (0 <= key_tag < 65536 and 0 <= algorithm < 256 and 0 <= digest_type < 256):
+            raise ValueError(record)
+        anchors.append(
+            TrustAnchor(key_tag, algorithm, digest_type, bytes.fromhex("".join(fields[3:])))
+        )
+    if not anchors:
+        raise ValueError(text)
+    return tuple(anchors)
 
 
 def load_settings(component: Component, environ: Mapping[str, str] | None = None) -> Settings:
@@ -289,6 +316,12 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
             )
         ),
         connection_params=connection_params,
+        veraid_trust_anchors=read.parsed(
+            "VERAID_TRUST_ANCHORS",
+            IANA_TRUST_ANCHORS,
+            parse_trust_anchors,
+            "a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
+        ),
     )
     if read.problems:
         raise ConfigError(read.problems)

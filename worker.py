@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import structlog
@@ -19,17 +20,29 @@ from activities.connection_params import (
     ConnectionParamsRetrieval as ConnectionParamsActivities,
 )
 from activities.connection_params import make_http_client, make_resolver
+from activities.contact_pairing import ContactPairingVerifier, PairingSignaller
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from config import ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
 from logs import configure_logging
 from workflows.connection_params import ConnectionParamsRetrieval
+from workflows.forwarding import ForwardServiceMessage
 from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRequestWorkflow, VeraidContactPairing
 
 logger = structlog.get_logger("worker")
 
-WORKFLOWS = [LegacyContactPairing, ConnectionParamsRetrieval]
+WORKFLOWS = [
+    LegacyContactPairing,
+    VeraidContactPairing,
+    ContactPairingRequestWorkflow,
+    ForwardServiceMessage,
+    ConnectionParamsRetrieval,
+]
+# Threads for the synchronous, CPU-bound activities (VeraId verification). Two per core at
+# most helps little: the GIL is released only inside OpenSSL.
+VERIFICATION_THREADS = 4
 
 
 def make_sink(settings: Settings) -> EventSink:
@@ -52,6 +65,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     connection_params = ConnectionParamsActivities(
         make_resolver(settings.connection_params.resolver, http), http
     )
+    verifier = ContactPairingVerifier(settings.veraid_trust_anchors)
+    signaller = PairingSignaller(client, settings.temporal.task_queue)
+    executor = ThreadPoolExecutor(VERIFICATION_THREADS, thread_name_prefix="verification")
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
@@ -62,7 +78,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             store.delete,
             connection_params.resolve,
             connection_params.fetch,
+            verifier.verify,
+            signaller.signal_with_start,
         ],
+        activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     try:
@@ -78,6 +97,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             logger.info("Worker stopping")
     finally:
         await http.aclose()
+        executor.shutdown(wait=False)
         await sink.close()
         await mongo.close()
     logger.info("Worker stopped")

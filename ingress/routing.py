@@ -12,22 +12,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from activities.messages import IncomingPairingRequest
+from awala.private_endpoint_conn_params import (
+    InvalidPrivateEndpointConnParams,
+    read_connection_params,
+)
 from awala.service_messages import IncomingServiceMessage
 from letro.connection_params import parse_connection_params_request
-from letro.content_types import CONNECTION_PARAMS_REQUEST, PAIRING_REQUEST_TMP
+from letro.content_types import (
+    CONNECTION_PARAMS_REQUEST,
+    CONTACT_PAIRING_AUTHORISATION,
+    CONTACT_PAIRING_REQUEST,
+    PAIRING_AUTH,
+    PAIRING_AUTH_TMP,
+    PAIRING_COMPLETION_TMP,
+    PAIRING_REQUEST_TMP,
+)
 from letro.errors import MalformedConnectionParamsRequest, MalformedPairingRequest
 from letro.legacy_pairing import parse_pairing_request
+from workflows import forwarding
 from workflows.connection_params import ConnectionParamsInput, ConnectionParamsRetrieval
 from workflows.connection_params import workflow_id_for as connection_params_workflow_id
-from workflows.legacy_pairing import (
-    SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
-)
+from workflows.forwarding import Forwarding, ForwardServiceMessage
 from workflows.legacy_pairing import (
     LegacyContactPairing,
     LegacyPairingInput,
     LegacyPairingRequestReceived,
     workflow_id_for,
 )
+from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
+from workflows.veraid_pairing import REQUEST_WORKFLOW_NAME, request_workflow_id
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
         ),
-        signal=LEGACY_PAIRING_SIGNAL,
+        signal=PAIRING_SIGNAL,
         signal_input=LegacyPairingRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
@@ -130,9 +144,72 @@ def _connection_params_request(
     )
 
 
+def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
+    # Nothing is read here: the ids are only known once the signature is verified, which is
+    # too heavy for the ingress. The per-message workflow does it in an activity.
+    return StartOnce(
+        workflow=REQUEST_WORKFLOW_NAME,
+        workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
+        start_input=IncomingPairingRequest(
+            parcel_id=message.parcel_id,
+            sender_endpoint_id=message.sender_id,
+            server_endpoint_id=message.recipient_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+            request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+        ),
+    )
+
+
+def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
+    # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
+    try:
+        routing = read_connection_params(message.content)
+    except InvalidPrivateEndpointConnParams as error:
+        return Ignore("Refused malformed connection params", {"reason": str(error)})
+    if routing.granter_id != message.sender_id:
+        return Ignore(
+            "Refused connection params not issued by sender",
+            {"messageSenderId": message.sender_id, "granterId": str(routing.granter_id)},
+        )
+    if legacy:
+        content_type = PAIRING_COMPLETION_TMP
+        content = f"{routing.granter_id},".encode() + base64.b64encode(message.content)
+    else:
+        content_type, content = message.content_type, message.content
+    return StartOnce(
+        workflow=ForwardServiceMessage.__name__,
+        workflow_id=forwarding.workflow_id_for(message.sender_id, message.parcel_id),
+        start_input=Forwarding(
+            server_endpoint_id=message.recipient_id,
+            recipient_endpoint_id=routing.grantee_id,
+            content_type=content_type,
+            content_b64=base64.b64encode(content).decode("ascii"),
+        ),
+        log_fields={"granterId": routing.granter_id, "granteeId": routing.grantee_id},
+    )
+
+
+def _current_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=False)
+
+
+def _legacy_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=True)
+
+
 _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
     CONNECTION_PARAMS_REQUEST: _connection_params_request,
+    CONTACT_PAIRING_REQUEST: _contact_pairing_request,
+    # The original server and Letro for Android use "pairing-auth"; the published docs
+    # (seed 002) say "contact-pairing.authorisation". Both are accepted and forwarded as is.
+    PAIRING_AUTH: _current_pairing_authorisation,
+    CONTACT_PAIRING_AUTHORISATION: _current_pairing_authorisation,
+    PAIRING_AUTH_TMP: _legacy_pairing_authorisation,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -31,6 +32,7 @@ from tests.connparams_servers import (
     issue_test_ca,
     start_dns_server,
 )
+from tests.pairing_helpers import VeraidOrg, make_org
 from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -84,6 +86,13 @@ async def mongo_client(mongodb: MongoDB) -> AsyncIterator[AsyncMongoClient[dict[
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.uri)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for posting to the ingress; generous timeout for the shared cores."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
 
 
 @dataclass
@@ -181,9 +190,17 @@ def start_worker(base_env: dict[str, str], stack_dir: Path) -> Iterator[StartWor
 
 
 @pytest.fixture(scope="session")
-def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
+def veraid_org() -> VeraidOrg:
+    """A mock VeraId organisation whose DNSSEC root the session's worker trusts."""
+    return make_org()
+
+
+@pytest.fixture(scope="session")
+def http_worker(start_worker: StartWorker, sink: Sink, veraid_org: VeraidOrg) -> Worker:
     """The session's worker on the default transport, emitting to the recording sink."""
-    return start_worker("letro-http", K_SINK=sink.url)
+    return start_worker(
+        "letro-http", K_SINK=sink.url, VERAID_TRUST_ANCHORS=veraid_org.trust_anchor_setting
+    )
 
 
 @pytest.fixture(scope="session")

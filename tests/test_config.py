@@ -214,3 +214,35 @@ def test_processes_refuse_to_start_with_a_clear_message(command: list[str]) -> N
     assert result.returncode == 2
     assert "VERSION is required" in result.stderr
     assert "MONGODB_URI is required" in result.stderr
+
+
+def test_veraid_trust_anchors_default_to_the_dns_root() -> None:
+    import veraid
+
+    assert load_settings("worker", {**MINIMAL, "K_SINK": "http://sink"}).veraid_trust_anchors == (
+        veraid.IANA_TRUST_ANCHORS
+    )
+
+
+def test_veraid_trust_anchors_are_ds_records() -> None:
+    import veraid
+
+    settings = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "http://sink",
+            "VERAID_TRUST_ANCHORS": "12345 8 2 ABCD ef01;\n 20326 8 2 e06d44b8\n",
+        },
+    )
+    assert settings.veraid_trust_anchors == (
+        veraid.TrustAnchor(12345, 8, 2, bytes.fromhex("abcdef01")),
+        veraid.TrustAnchor(20326, 8, 2, bytes.fromhex("e06d44b8")),
+    )
+
+
+@pytest.mark.parametrize("value", ["12345 8 2", "x 8 2 ab", "12345 8 2 zz", "70000 8 2 ab", ";"])
+def test_malformed_veraid_trust_anchors_are_named(value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("worker", {**MINIMAL, "K_SINK": "http://sink", "VERAID_TRUST_ANCHORS": value})
+    assert "VERAID_TRUST_ANCHORS" in str(error.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,12 +14,6 @@ from tests.conftest import Ingress, StartIngress
 from tests.helpers import binary_event_headers, new_agent
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 async def test_health_check_answers_when_backends_are_up(

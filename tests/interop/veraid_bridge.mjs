@@ -2,6 +2,8 @@
 // @relaycorp/veraid. Reads one JSON command on stdin, writes one JSON answer on stdout;
 // binary values travel as base64.
 import { Crypto } from '@peculiar/webcrypto';
+import { derSerializePublicKey, generateRSAKeyPair, getIdFromIdentityKey } from '@relaycorp/relaynet-core';
+import { Constructed, Primitive, Sequence, fromBER } from 'asn1js';
 import { DnsClass, DnsRecord, MockChain, Question, RrSet, SecurityStatus } from '@relaycorp/dnssec';
 import {
   MemberIdBundle,
@@ -32,13 +34,10 @@ async function exportPrivateKey(key) {
 }
 
 // Everything the Python side verifies, produced the way @relaycorp/veraid's own tests do.
-async function generate(options) {
-  const start = new Date(options.start);
-  const end = new Date(options.end);
-  const orgName = options.domain;
-  const orgKeys = await generateKeyPair(options.orgModulusLength);
-  const memberKeys = await generateKeyPair();
-  const rdata = await generateTxtRdata(orgKeys.publicKey, options.ttlOverride);
+// An organisation with its key, a DNSSEC chain from a MockChain root, and its certificate.
+async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride) {
+  const orgKeys = await generateKeyPair(orgModulusLength);
+  const rdata = await generateTxtRdata(orgKeys.publicKey, ttlOverride);
   const mockChain = await MockChain.generate(`${orgName}.`);
   const txtName = `_veraid.${orgName}.`;
   const record = new DnsRecord(txtName, 'TXT', DnsClass.IN, 300, [rdata]);
@@ -49,6 +48,22 @@ async function generate(options) {
     trustAnchors: fixture.trustAnchors,
   });
   const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const [anchor] = fixture.trustAnchors;
+  const trustAnchor = {
+    keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
+    digest: Buffer.from(anchor.digest).toString('hex'),
+  };
+  return { orgKeys, rdata, chain, orgCertificate, trustAnchor };
+}
+
+async function generate(options) {
+  const start = new Date(options.start);
+  const end = new Date(options.end);
+  const orgName = options.domain;
+  const { orgKeys, rdata, chain, orgCertificate, trustAnchor } = await generateOrganisation(
+    orgName, start, end, options.orgModulusLength, options.ttlOverride,
+  );
+  const memberKeys = await generateKeyPair();
   const memberCertificate = await issueMemberCertificate(
     options.memberName, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
   );
@@ -62,12 +77,8 @@ async function generate(options) {
     return b64(bundle.serialise());
   };
   const orgSigner = new OrganisationSigner(chain, orgCertificate, options.attributedName);
-  const [anchor] = fixture.trustAnchors;
   return {
-    trustAnchor: {
-      keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
-      digest: Buffer.from(anchor.digest).toString('hex'),
-    },
+    trustAnchor,
     txtRdata: rdata,
     dnssecChain: chain.responses.map((response) => b64(response)),
     organisationCertificate: b64(orgCertificate.serialize()),
@@ -79,6 +90,49 @@ async function generate(options) {
     organisationSignatureDetached: await sign(orgSigner, orgKeys.privateKey, false),
     organisationSignatureEncapsulated: await sign(orgSigner, orgKeys.privateKey, true),
   };
+}
+
+// The DER ContactPairingRequest a Letro agent signs, built with asn1js as Letro for Android
+// builds it with its own ASN.1 library: [0] IMPLICIT SubjectPublicKeyInfo, [1] IMPLICIT UTF8String.
+function contactPairingRequest(spki, targetId) {
+  const spkiSequence = fromBER(toArrayBuffer(spki)).result;
+  return new Sequence({
+    value: [
+      new Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: spkiSequence.valueBlock.value }),
+      new Primitive({ idBlock: { tagClass: 3, tagNumber: 1 }, valueHex: Buffer.from(targetId, 'utf8') }),
+    ],
+  }).toBER();
+}
+
+// Contact pairing requests of several members of one organisation, each from its own Awala
+// endpoint (keys and ids from @relaycorp/relaynet-core), as the Letro service expects them.
+async function pairingRequests(options) {
+  const start = new Date(options.start);
+  const end = new Date(options.end);
+  const orgName = options.domain;
+  const { orgKeys, chain, orgCertificate, trustAnchor } = await generateOrganisation(
+    orgName, start, end, 2048, 3600,
+  );
+  const requests = [];
+  for (const { name, target } of options.requests) {
+    const memberKeys = await generateKeyPair();
+    const memberCertificate = await issueMemberCertificate(
+      name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
+    );
+    const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
+    const endpointKeys = await generateRSAKeyPair();
+    const plaintext = contactPairingRequest(await derSerializePublicKey(endpointKeys.publicKey), target);
+    const bundle = await SignatureBundle.sign(
+      plaintext, '1.3.6.1.4.1.58708.2.0', memberIdBundle, memberKeys.privateKey, end,
+      { startDate: start, shouldEncapsulatePlaintext: true },
+    );
+    requests.push({
+      veraidId: `${name}@${orgName}`,
+      endpointId: await getIdFromIdentityKey(endpointKeys.publicKey),
+      bundle: b64(bundle.serialise()),
+    });
+  }
+  return { trustAnchor, requests };
 }
 
 function trustAnchors(anchor) {
@@ -157,6 +211,8 @@ if (command.command === 'generate') {
   answer = await generate(command.options);
 } else if (command.command === 'verify') {
   answer = { results: await Promise.all(command.items.map(verifyOne)) };
+} else if (command.command === 'pairingRequests') {
+  answer = await pairingRequests(command.options);
 } else if (command.command === 'benchmark') {
   answer = await benchmark(command.options);
 } else {
