@@ -68,3 +68,30 @@ def pss_request(
     """A request like Letro for Android's: RSA-2048, RSA-PSS SPKI with SHA-256 parameters."""
     key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return build_request(user_name, locale, pss_spki(key), pss_signer(key)), key
+
+
+SERVICE_OID = "1.3.6.1.4.1.58708.2.0"
+
+
+def bundle_member_key_matches(bundle: bytes, request_spki: bytes) -> bool:
+    """Whether the member certificate in ``bundle`` certifies the key of ``request_spki``.
+
+    Compared as key material: an RSA-PSS SPKI and the certificate's rsaEncryption SPKI hold
+    the same modulus and exponent.
+    """
+    from cryptography import x509
+
+    from veraid._asn1 import MemberIdBundle, der_from_implicit
+
+    decoded = MemberIdBundle.load(bundle)
+    certificate = x509.load_der_x509_certificate(der_from_implicit(decoded["member_certificate"]))
+    certified = certificate.public_key()
+    requested = serialization.load_der_public_key(request_spki)
+    if isinstance(certified, rsa.RSAPublicKey) and isinstance(requested, rsa.RSAPublicKey):
+        return certified.public_numbers() == requested.public_numbers()
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    if isinstance(certified, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) and isinstance(
+        requested, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    ):
+        return certified.public_bytes(*raw) == requested.public_bytes(*raw)
+    return False

@@ -19,6 +19,7 @@ from hypercorn.config import Config
 from pymongo import AsyncMongoClient
 from temporalio.client import Client
 
+from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
@@ -179,3 +180,16 @@ def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
 @pytest.fixture(scope="session")
 def ingress(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
     return start_ingress(TEMPORAL_TASK_QUEUE=http_worker.task_queue)
+
+
+DEV_AUTHORITY_TOKEN = "test-authority-token"
+
+
+@pytest.fixture(scope="session")
+async def dev_authority() -> AsyncIterator[DevAuthorityServer]:
+    """The development VeraId Authority, in this process so tests can inject faults."""
+    domains = ["applepie.rocks", "cuppa.fans", "guarapo.cafe", "nautilus.ink"]
+    server = DevAuthorityServer(DevAuthority(domains, DEV_AUTHORITY_TOKEN), free_port())
+    await server.start()
+    yield server
+    await server.stop()
