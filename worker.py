@@ -15,16 +15,20 @@ from datetime import timedelta
 import structlog
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities, AccountSagaOptions
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
-from config import ConfigError, Settings, Transport, load_settings
+from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
+from config import AccountSettings, ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
+from letro.account_names import NamingRules
 from logs import configure_logging
+from workflows.account_creation import AccountCreation
 from workflows.legacy_pairing import LegacyContactPairing
 
 logger = structlog.get_logger("worker")
 
-WORKFLOWS = [LegacyContactPairing]
+WORKFLOWS = [LegacyContactPairing, AccountCreation]
 
 
 def make_sink(settings: Settings) -> EventSink:
@@ -35,6 +39,39 @@ def make_sink(settings: Settings) -> EventSink:
     return HttpBinarySink(settings.sink_url)
 
 
+def make_authority_client(accounts: AccountSettings) -> AuthorityClient | None:
+    if accounts.vauth_api_url is None:
+        logger.warning("VAUTH_API_URL is not set: account creation requests will be refused")
+        return None
+    tokens: TokenSource
+    if accounts.vauth_api_audience:
+        tokens = GoogleIdToken(accounts.vauth_api_audience)
+    else:
+        assert accounts.vauth_api_token is not None  # guaranteed by load_settings
+        tokens = StaticToken(accounts.vauth_api_token)
+    return AuthorityClient(accounts.vauth_api_url, tokens)
+
+
+def make_account_activities(
+    accounts: AccountSettings, authority: AuthorityClient | None
+) -> AccountActivities:
+    rules = NamingRules(
+        max_length=accounts.max_name_length,
+        reserved_words=accounts.reserved_words,
+        domains_by_locale=dict(accounts.domains_by_locale),
+        fallback_domain=accounts.fallback_domain,
+    )
+    return AccountActivities(
+        authority,
+        AccountSagaOptions(
+            rules=rules,
+            name_attempts=accounts.name_attempts,
+            authority_retry_seconds=accounts.authority_retry_seconds,
+            dedup_window_seconds=accounts.dedup_window_seconds,
+        ),
+    )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(settings.temporal)
     mongo = connect_mongo(settings.mongodb)
@@ -43,11 +80,22 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     sink = make_sink(settings)
     egress = Egress(sink)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    authority = make_authority_client(settings.accounts)
+    accounts = make_account_activities(settings.accounts, authority)
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[egress.emit_service_message, store.store, store.delete],
+        activities=[
+            egress.emit_service_message,
+            store.store,
+            store.delete,
+            accounts.check_account_request,
+            accounts.create_member,
+            accounts.import_public_key,
+            accounts.get_member_bundle,
+            accounts.delete_member,
+        ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     try:
@@ -62,6 +110,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             logger.info("Worker stopping")
     finally:
+        if authority is not None:
+            await authority.close()
         await sink.close()
         await mongo.close()
     logger.info("Worker stopped")

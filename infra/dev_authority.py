@@ -108,10 +108,13 @@ class DevAuthority:
         self.faults[(operation, name)] = _Fault(list(statuses), always)
 
     def take_fault(self, operation: str, name: str | None) -> int | None:
+        """The status to answer instead of serving the request, if a fault matches: faults
+        are registered for a name prefix (so they also catch suffixed retries) or for all."""
         self.requests.append((operation, name or ""))
-        for key in ((operation, name), (operation, None)):
-            fault = self.faults.get(key)
-            if fault is None:
+        for (fault_operation, prefix), fault in self.faults.items():
+            if fault_operation != operation:
+                continue
+            if prefix is not None and not (name or "").startswith(prefix):
                 continue
             if fault.statuses:
                 return fault.statuses.pop(0)

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from awala.service_messages import IncomingServiceMessage
-from letro.content_types import PAIRING_REQUEST_TMP
+from letro.content_types import ACCOUNT_REQUEST, PAIRING_REQUEST_TMP
 from letro.errors import MalformedPairingRequest
 from letro.legacy_pairing import parse_pairing_request
+from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
+from workflows.account_creation import (
+    AccountCreation,
+    AccountCreationInput,
+    AccountRequestReceived,
+)
+from workflows.account_creation import workflow_id_for as account_workflow_id_for
 from workflows.legacy_pairing import (
     SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
 )
@@ -90,8 +97,25 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
     )
 
 
+def _account_request(message: IncomingServiceMessage, _: RoutingOptions) -> Decision:
+    # Parsed and verified in the workflow's first activity: the ingress only routes.
+    return SignalWithStart(
+        workflow=AccountCreation.__name__,
+        workflow_id=account_workflow_id_for(message.sender_id, message.content),
+        start_input=AccountCreationInput(),
+        signal=ACCOUNT_REQUEST_SIGNAL,
+        signal_input=AccountRequestReceived(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            sender_endpoint_id=message.sender_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+        ),
+    )
+
+
 _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
+    ACCOUNT_REQUEST: _account_request,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)
