@@ -26,6 +26,8 @@ from tests.account_helpers import (
 )
 from tests.conftest import DEV_AUTHORITY_TOKEN, Ingress, Sink, StartIngress, StartWorker
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
+from tests.node_account_requests import INTEROP_DIR, node_account_request
+from tests.test_cloudevents_interop import requires_node
 
 pytestmark = pytest.mark.integration
 
@@ -262,3 +264,14 @@ async def test_bad_requests_are_dropped(
     for sender in senders:
         assert sink.recorder.to(sender) == []
     assert not any(name.startswith(prefix) for _, name in dev_authority.authority.requests)
+
+
+async def test_node_signed_request_creates_an_account(
+    account_ingress: Ingress, sink: Sink, dev_authority: DevAuthorityServer
+) -> None:
+    node = requires_node(INTEROP_DIR)
+    sender, prefix = _endpoint(), _prefix()
+    content, request_spki = await asyncio.to_thread(node_account_request, node, prefix, "en-us")
+    await _send(account_ingress, sender, content)
+    [reply] = await _replies(sink, sender)
+    assert _check_reply(reply, dev_authority, request_spki)[2] == f"{prefix}@applepie.rocks"
