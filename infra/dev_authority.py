@@ -17,9 +17,11 @@ import asyncio
 import base64
 import hmac
 import secrets
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -68,11 +70,14 @@ class _Fault:
 class DevAuthority:
     """The Authority's state: organisations, members and their keys, and pending faults."""
 
-    def __init__(self, domains: Iterable[str], token: str) -> None:
+    def __init__(self, domains: Iterable[str], token: str, *, key_dir: Path | None = None) -> None:
+        """``key_dir``, if given, keeps the keys across restarts, so the trust anchor (the
+        root key's DS) and the organisation keys stay the same for agents set up earlier."""
         self.token = token
+        self._key_dir = key_dir
         now = datetime.now(UTC).replace(microsecond=0)
         self._period = veraid.DatePeriod(now - timedelta(hours=1), now + _CERTIFICATE_LIFETIME)
-        self._root_key = _rsa_key()
+        self._root_key = self._key("root")
         self._zone_keys: dict[str, rsa.RSAPrivateKey] = {}
         self.organisations: dict[str, _Organisation] = {}
         self.members: dict[str, _Member] = {}
@@ -87,8 +92,27 @@ class DevAuthority:
             raise ValueError("The development authority needs at least one domain")
         self.trust_anchor: veraid.TrustAnchor = anchor
 
-    def _make_organisation(self, domain: str) -> _Organisation:
+    def _key(self, name: str) -> rsa.RSAPrivateKey:
+        if self._key_dir is None:
+            return _rsa_key()
+        path = self._key_dir / f"{name}.pem"
+        if path.is_file():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            assert isinstance(key, rsa.RSAPrivateKey)
+            return key
         key = _rsa_key()
+        self._key_dir.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.write_bytes(pem)
+        path.chmod(0o600)
+        return key
+
+    def _make_organisation(self, domain: str) -> _Organisation:
+        key = self._key(f"org-{domain}")
         certificate = veraid.issue_organisation_certificate(
             domain, key, self._period.start, self._period.end
         )
@@ -96,11 +120,15 @@ class DevAuthority:
         labels = domain.rstrip(".").split(".")
         # One key per zone, shared by every organisation in it, so all chains meet at the root.
         zone_keys = [self._root_key] + [
-            self._zone_keys.setdefault(".".join(labels[-depth:]), _rsa_key())
-            for depth in range(1, len(labels) + 1)
+            self._zone_key(".".join(labels[-depth:])) for depth in range(1, len(labels) + 1)
         ]
         chain = veraid.generate_mock_chain(domain, [txt], self._period, zone_keys)
         return _Organisation(domain, key, certificate, chain)
+
+    def _zone_key(self, zone: str) -> rsa.RSAPrivateKey:
+        if zone not in self._zone_keys:
+            self._zone_keys[zone] = self._key(f"zone-{zone}")
+        return self._zone_keys[zone]
 
     def inject(
         self, operation: str, name: str | None, statuses: Sequence[int], always: int | None
@@ -319,9 +347,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--token", default="dev-authority-token")
     parser.add_argument("--domains", default=",".join(default_domains))
+    parser.add_argument("--key-dir", type=Path, help="keep the keys here across restarts")
     args = parser.parse_args()
-    authority = DevAuthority(args.domains.split(","), args.token)
-    print(f"Development VeraId Authority trust anchor: {trust_anchor_text(authority.trust_anchor)}")
+    authority = DevAuthority(args.domains.split(","), args.token, key_dir=args.key_dir)
+    anchor = trust_anchor_text(authority.trust_anchor)
+    if args.key_dir is not None:
+        (args.key_dir / "trust-anchor.txt").write_text(anchor + "\n")
+    print(f"Development VeraId Authority trust anchor: {anchor}", file=sys.stderr, flush=True)
     config = Config()
     config.bind = [f"127.0.0.1:{args.port}"]
     config.accesslog = "-"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from activities.veraid_authority import (
     MemberNameTaken,
     StaticToken,
 )
-from infra.dev_authority import DevAuthorityServer
+from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.services import free_port
 from tests.account_helpers import SERVICE_OID, bundle_member_key_matches, pss_spki, spki
 from tests.conftest import DEV_AUTHORITY_TOKEN
@@ -136,3 +137,11 @@ async def test_requests_carry_the_token_and_documented_body() -> None:
     assert str(seen[0].url) == "http://authority.test/orgs/o/members"
     assert seen[0].headers["authorization"] == "Bearer sekret"
     assert seen[0].read() == b'{"name":"alice","role":"REGULAR"}'
+
+
+def test_dev_authority_keeps_its_keys_in_key_dir(tmp_path: Path) -> None:
+    first = DevAuthority(["applepie.rocks"], "t", key_dir=tmp_path)
+    again = DevAuthority(["applepie.rocks"], "t", key_dir=tmp_path)
+    other = DevAuthority(["applepie.rocks"], "t")
+    assert first.trust_anchor == again.trust_anchor != other.trust_anchor
+    assert (tmp_path / "root.pem").stat().st_mode & 0o777 == 0o600
