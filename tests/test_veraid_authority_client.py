@@ -18,6 +18,7 @@ from activities.veraid_authority import (
     AuthorityRefused,
     AuthorityUnauthorised,
     AuthorityUnavailable,
+    GoogleIdToken,
     MemberNameTaken,
     StaticToken,
 )
@@ -145,3 +146,27 @@ def test_dev_authority_keeps_its_keys_in_key_dir(tmp_path: Path) -> None:
     other = DevAuthority(["applepie.rocks"], "t")
     assert first.trust_anchor == again.trust_anchor != other.trust_anchor
     assert (tmp_path / "root.pem").stat().st_mode & 0o777 == 0o600
+
+
+class _CountingIdToken(GoogleIdToken):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__("https://authority.example")
+        self.fetches = 0
+        self._fail = fail
+
+    def _fetch(self) -> str:
+        self.fetches += 1
+        if self._fail:
+            raise OSError("metadata server unreachable")
+        return f"id-token-{self.fetches}"
+
+
+async def test_google_id_tokens_are_cached() -> None:
+    tokens = _CountingIdToken()
+    assert [await tokens.token() for _ in range(3)] == ["id-token-1"] * 3
+    assert tokens.fetches == 1
+
+
+async def test_google_id_token_failure_is_transient() -> None:
+    with pytest.raises(AuthorityUnavailable, match="Google ID token"):
+        await _CountingIdToken(fail=True).token()
