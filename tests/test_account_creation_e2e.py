@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import veraid
 from infra.dev_authority import DevAuthorityServer
@@ -275,3 +276,37 @@ async def test_node_signed_request_creates_an_account(
     await _send(account_ingress, sender, content)
     [reply] = await _replies(sink, sender)
     assert _check_reply(reply, dev_authority, request_spki)[2] == f"{prefix}@applepie.rocks"
+
+
+async def test_edwards_key_is_verified_but_refused_by_the_authority(
+    account_ingress: Ingress, sink: Sink, dev_authority: DevAuthorityServer
+) -> None:
+    # The signature is valid, but VeraId member certificates hold RSA keys only: the Authority
+    # refuses the key, and the member created for it is deleted.
+    sender, prefix = _endpoint(), _prefix()
+    key = ed25519.Ed25519PrivateKey.generate()
+    await _send(account_ingress, sender, build_request(prefix, "en-us", spki(key), key.sign))
+
+    async def deleted() -> None:
+        while True:
+            requests = dev_authority.authority.requests
+            if ("delete_member", prefix) in requests:
+                return
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(deleted(), REPLY_DEADLINE)
+    assert _members(dev_authority, prefix) == []
+    assert sink.recorder.to(sender) == []
+
+
+async def test_unsupported_key_is_dropped_before_the_authority(
+    account_ingress: Ingress, sink: Sink, dev_authority: DevAuthorityServer
+) -> None:
+    sender, prefix = _endpoint(), _prefix()
+    key = ec.generate_private_key(ec.SECP256R1())
+    content = build_request(
+        prefix, "en-us", spki(key), lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
+    )
+    await _send(account_ingress, sender, content)
+    await _no_reply_for(sink, sender)
+    assert not any(name.startswith(prefix) for _, name in dev_authority.authority.requests)
