@@ -9,10 +9,11 @@ the original Letro server where it had one, and Temporal's own client convention
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -95,6 +96,37 @@ class ConnectionParamsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """Account creation: the VeraId Authority and the naming rules."""
+
+    vauth_api_url: str | None = None
+    vauth_api_audience: str | None = None  # Google ID token audience, on Google Cloud
+    vauth_api_token: str | None = None  # static bearer token, elsewhere
+    max_name_length: int = 16
+    reserved_words: tuple[str, ...] = (
+        "admin",
+        "support",
+        "help",
+        "relaycorp",
+        "awala",
+        "letro",
+        "vera",
+        "gusnarea",
+        "gustavonarea",
+        "gnarea",
+    )
+    domains_by_locale: tuple[tuple[str, str], ...] = (
+        ("en-us", "applepie.rocks"),
+        ("en-gb", "cuppa.fans"),
+        ("es-ve", "guarapo.cafe"),
+    )
+    fallback_domain: str = "nautilus.ink"
+    name_attempts: int = 3
+    authority_retry_seconds: float = 900.0
+    dedup_window_seconds: float = 14 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     version: str
     log_level: str
@@ -110,6 +142,7 @@ class Settings:
     pairing_request_ttl: timedelta
     connection_params: ConnectionParamsSettings
     veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
+    accounts: AccountSettings = field(default_factory=AccountSettings)
 
 
 class _Reader:
@@ -323,6 +356,70 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
             "a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
         ),
     )
+    settings = dataclasses.replace(settings, accounts=_account_settings(read))
     if read.problems:
         raise ConfigError(read.problems)
     return settings
+
+
+def _words(text: str) -> tuple[str, ...]:
+    words = tuple(word.strip().lower() for word in text.split(",") if word.strip())
+    if not words:
+        raise ValueError(text)
+    return words
+
+
+def _locale_map(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in text.split(","):
+        locale, sep, domain = item.partition("=")
+        if not sep or not locale.strip() or not domain.strip():
+            raise ValueError(text)
+        pairs.append((locale.strip().lower(), domain.strip().lower()))
+    return tuple(pairs)
+
+
+def _account_settings(read: _Reader) -> AccountSettings:
+    defaults = AccountSettings()
+    url = read.url("VAUTH_API_URL", required=False)
+    audience = read.optional("VAUTH_API_AUDIENCE")
+    token = read.optional("VAUTH_API_TOKEN")
+    if url and bool(audience) == bool(token):
+        read.problems.append(
+            "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN is required with VAUTH_API_URL"
+        )
+    return AccountSettings(
+        vauth_api_url=url,
+        vauth_api_audience=audience,
+        vauth_api_token=token,
+        max_name_length=read.parsed(
+            "ACCOUNT_MAX_NAME_LENGTH", defaults.max_name_length, _positive_int, "a positive integer"
+        ),
+        reserved_words=read.parsed(
+            "ACCOUNT_RESERVED_WORDS", defaults.reserved_words, _words, "a comma-separated list"
+        ),
+        domains_by_locale=read.parsed(
+            "ACCOUNT_DOMAINS_BY_LOCALE",
+            defaults.domains_by_locale,
+            _locale_map,
+            "a list of locale=domain pairs",
+        ),
+        fallback_domain=(
+            read.optional("ACCOUNT_FALLBACK_DOMAIN") or defaults.fallback_domain
+        ).lower(),
+        name_attempts=read.parsed(
+            "ACCOUNT_NAME_ATTEMPTS", defaults.name_attempts, _positive_int, "a positive integer"
+        ),
+        authority_retry_seconds=read.parsed(
+            "VAUTH_RETRY_TIMEOUT_SECONDS",
+            defaults.authority_retry_seconds,
+            _positive_int,
+            "a positive integer",
+        ),
+        dedup_window_seconds=read.parsed(
+            "ACCOUNT_REQUEST_DEDUP_SECONDS",
+            defaults.dedup_window_seconds,
+            _positive_int,
+            "a positive integer",
+        ),
+    )

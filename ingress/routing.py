@@ -20,6 +20,7 @@ from awala.private_endpoint_conn_params import (
 from awala.service_messages import IncomingServiceMessage
 from letro.connection_params import parse_connection_params_request
 from letro.content_types import (
+    ACCOUNT_REQUEST,
     CONNECTION_PARAMS_REQUEST,
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -31,6 +32,13 @@ from letro.content_types import (
 from letro.errors import MalformedConnectionParamsRequest, MalformedPairingRequest
 from letro.legacy_pairing import parse_pairing_request
 from workflows import forwarding
+from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
+from workflows.account_creation import (
+    AccountCreation,
+    AccountCreationInput,
+    AccountRequestReceived,
+)
+from workflows.account_creation import workflow_id_for as account_workflow_id_for
 from workflows.connection_params import ConnectionParamsInput, ConnectionParamsRetrieval
 from workflows.connection_params import workflow_id_for as connection_params_workflow_id
 from workflows.forwarding import Forwarding, ForwardServiceMessage
@@ -160,6 +168,22 @@ def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOp
     )
 
 
+def _account_request(message: IncomingServiceMessage, _: RoutingOptions) -> Decision:
+    # Parsed and verified in the workflow's first activity: the ingress only routes.
+    return SignalWithStart(
+        workflow=AccountCreation.__name__,
+        workflow_id=account_workflow_id_for(message.sender_id, message.content),
+        start_input=AccountCreationInput(),
+        signal=ACCOUNT_REQUEST_SIGNAL,
+        signal_input=AccountRequestReceived(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            sender_endpoint_id=message.sender_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+        ),
+    )
+
+
 def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
     # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
     try:
@@ -210,6 +234,7 @@ _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decisio
     PAIRING_AUTH: _current_pairing_authorisation,
     CONTACT_PAIRING_AUTHORISATION: _current_pairing_authorisation,
     PAIRING_AUTH_TMP: _legacy_pairing_authorisation,
+    ACCOUNT_REQUEST: _account_request,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)

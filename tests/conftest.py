@@ -20,6 +20,7 @@ from hypercorn.config import Config
 from pymongo import AsyncMongoClient
 from temporalio.client import Client
 
+from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
@@ -337,3 +338,16 @@ def doh_deployment(
     )
     yield deployment
     deployment.stop()
+
+
+DEV_AUTHORITY_TOKEN = "test-authority-token"
+
+
+@pytest.fixture(scope="session")
+async def dev_authority() -> AsyncIterator[DevAuthorityServer]:
+    """The development VeraId Authority, in this process so tests can inject faults."""
+    domains = ["applepie.rocks", "cuppa.fans", "guarapo.cafe", "nautilus.ink"]
+    server = DevAuthorityServer(DevAuthority(domains, DEV_AUTHORITY_TOKEN), free_port())
+    await server.start()
+    yield server
+    await server.stop()

@@ -246,3 +246,80 @@ def test_malformed_veraid_trust_anchors_are_named(value: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings("worker", {**MINIMAL, "K_SINK": "http://sink", "VERAID_TRUST_ANCHORS": value})
     assert "VERAID_TRUST_ANCHORS" in str(error.value)
+
+
+def test_account_creation_defaults() -> None:
+    accounts = load_settings("worker", {**MINIMAL, "K_SINK": "http://broker/"}).accounts
+    assert accounts.vauth_api_url is None
+    assert accounts.max_name_length == 16
+    assert "gusnarea" in accounts.reserved_words
+    assert dict(accounts.domains_by_locale) == {
+        "en-us": "applepie.rocks",
+        "en-gb": "cuppa.fans",
+        "es-ve": "guarapo.cafe",
+    }
+    assert accounts.fallback_domain == "nautilus.ink"
+    assert accounts.name_attempts == 3
+    assert accounts.authority_retry_seconds == 900
+
+
+def test_account_creation_settings() -> None:
+    accounts = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "http://broker/",
+            "VAUTH_API_URL": "https://authority.example/",
+            "VAUTH_API_AUDIENCE": "https://authority.example",
+            "ACCOUNT_MAX_NAME_LENGTH": "20",
+            "ACCOUNT_RESERVED_WORDS": " Admin, root ,",
+            "ACCOUNT_DOMAINS_BY_LOCALE": "EN-US=applepie.rocks, fr-fr = Croissant.Test",
+            "ACCOUNT_FALLBACK_DOMAIN": "Elsewhere.Test",
+            "ACCOUNT_NAME_ATTEMPTS": "5",
+            "VAUTH_RETRY_TIMEOUT_SECONDS": "60",
+            "ACCOUNT_REQUEST_DEDUP_SECONDS": "3600",
+        },
+    ).accounts
+    assert accounts.vauth_api_url == "https://authority.example/"
+    assert accounts.vauth_api_audience == "https://authority.example"
+    assert accounts.vauth_api_token is None
+    assert accounts.max_name_length == 20
+    assert accounts.reserved_words == ("admin", "root")
+    assert accounts.domains_by_locale == (("en-us", "applepie.rocks"), ("fr-fr", "croissant.test"))
+    assert accounts.fallback_domain == "elsewhere.test"
+    assert (accounts.name_attempts, accounts.authority_retry_seconds) == (5, 60)
+    assert accounts.dedup_window_seconds == 3600
+
+
+def test_account_creation_problems() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            "worker",
+            {
+                **MINIMAL,
+                "K_SINK": "http://broker/",
+                "VAUTH_API_URL": "authority",
+                "ACCOUNT_MAX_NAME_LENGTH": "0",
+                "ACCOUNT_RESERVED_WORDS": ",",
+                "ACCOUNT_DOMAINS_BY_LOCALE": "en-us",
+            },
+        )
+    problems = " | ".join(error.value.problems)
+    for expected in (
+        "VAUTH_API_URL='authority' is not an http(s) URL",
+        "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN",
+        "ACCOUNT_MAX_NAME_LENGTH='0'",
+        "ACCOUNT_RESERVED_WORDS=','",
+        "ACCOUNT_DOMAINS_BY_LOCALE='en-us'",
+    ):
+        assert expected in problems
+    with pytest.raises(ConfigError, match="Exactly one of"):
+        load_settings(
+            "ingress",
+            {
+                **MINIMAL,
+                "VAUTH_API_URL": "http://a/",
+                "VAUTH_API_AUDIENCE": "x",
+                "VAUTH_API_TOKEN": "y",
+            },
+        )
