@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from letro.account_names import (
+    DEFAULT_DOMAINS_BY_LOCALE,
+    DEFAULT_FALLBACK_DOMAIN,
+    DEFAULT_MAX_NAME_LENGTH,
+    DEFAULT_RESERVED_WORDS,
+)
 from veraid import IANA_TRUST_ANCHORS, TrustAnchor
 
 T = TypeVar("T")
@@ -102,25 +108,11 @@ class AccountSettings:
     vauth_api_url: str | None = None
     vauth_api_audience: str | None = None  # Google ID token audience, on Google Cloud
     vauth_api_token: str | None = None  # static bearer token, elsewhere
-    max_name_length: int = 16
-    reserved_words: tuple[str, ...] = (
-        "admin",
-        "support",
-        "help",
-        "relaycorp",
-        "awala",
-        "letro",
-        "vera",
-        "gusnarea",
-        "gustavonarea",
-        "gnarea",
-    )
-    domains_by_locale: tuple[tuple[str, str], ...] = (
-        ("en-us", "applepie.rocks"),
-        ("en-gb", "cuppa.fans"),
-        ("es-ve", "guarapo.cafe"),
-    )
-    fallback_domain: str = "nautilus.ink"
+    # The defaults are the naming rules' own, declared once in letro/.
+    max_name_length: int = DEFAULT_MAX_NAME_LENGTH
+    reserved_words: tuple[str, ...] = tuple(DEFAULT_RESERVED_WORDS)
+    domains_by_locale: tuple[tuple[str, str], ...] = tuple(DEFAULT_DOMAINS_BY_LOCALE.items())
+    fallback_domain: str = DEFAULT_FALLBACK_DOMAIN
     name_attempts: int = 3
     authority_retry_seconds: float = 900.0
     dedup_window_seconds: float = 14 * 86400.0
