@@ -7,6 +7,7 @@ that needs a service the machine lacks is skipped locally but fails on CI (CI=tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -102,8 +103,9 @@ class Sink:
     recorder: EventRecorder
 
 
-@pytest.fixture(scope="session")
-async def sink() -> AsyncIterator[Sink]:
+@contextlib.asynccontextmanager
+async def serve_sink(*, fail_first: int = 0) -> AsyncIterator[Sink]:
+    """A recording sink on a free port of this process, for as long as the context lasts."""
     recorder = EventRecorder()
     port = free_port()
     config = Config()
@@ -111,10 +113,19 @@ async def sink() -> AsyncIterator[Sink]:
     config.accesslog = None
     config.errorlog = None
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_sink_app(recorder), config, shutdown_trigger=stop.wait))
-    yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
-    stop.set()
-    await task
+    app = create_sink_app(recorder, fail_first=fail_first)
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture(scope="session")
+async def sink() -> AsyncIterator[Sink]:
+    async with serve_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="session")
