@@ -9,14 +9,24 @@ the original Letro server where it had one, and Temporal's own client convention
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
+
+from letro.account_names import (
+    DEFAULT_DOMAINS_BY_LOCALE,
+    DEFAULT_FALLBACK_DOMAIN,
+    DEFAULT_MAX_NAME_LENGTH,
+    DEFAULT_RESERVED_WORDS,
+)
+from veraid import IANA_TRUST_ANCHORS, TrustAnchor
 
 T = TypeVar("T")
 
@@ -63,6 +73,51 @@ class MongoSettings:
     password: str | None
 
 
+DEFAULT_RESOLVER = "doh:https://cloudflare-dns.com/dns-query"
+
+
+@dataclass(frozen=True, slots=True)
+class DohResolver:
+    """DNS-over-HTTPS (RFC 8484) to a validating resolver whose AD flag we trust."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DnsResolver:
+    """Plain DNS (UDP, TCP when truncated) to a validating resolver whose AD flag we trust."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionParamsSettings:
+    resolver: DohResolver | DnsResolver
+    # Extra CA certificates (PEM) trusted for the DoH resolver and the parameters fetch,
+    # on top of the default ones.
+    ca_file: Path | None
+    # How long transient failures are retried before the endpoint is reported misconfigured.
+    retry_window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """Account creation: the VeraId Authority and the naming rules."""
+
+    vauth_api_url: str | None = None
+    vauth_api_audience: str | None = None  # Google ID token audience, on Google Cloud
+    vauth_api_token: str | None = None  # static bearer token, elsewhere
+    # The defaults are the naming rules' own, declared once in letro/.
+    max_name_length: int = DEFAULT_MAX_NAME_LENGTH
+    reserved_words: tuple[str, ...] = tuple(DEFAULT_RESERVED_WORDS)
+    domains_by_locale: tuple[tuple[str, str], ...] = tuple(DEFAULT_DOMAINS_BY_LOCALE.items())
+    fallback_domain: str = DEFAULT_FALLBACK_DOMAIN
+    name_attempts: int = 3
+    authority_retry_seconds: float = 900.0
+    dedup_window_seconds: float = 14 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     version: str
@@ -77,6 +132,9 @@ class Settings:
     mongodb: MongoSettings
     temporal: TemporalSettings
     pairing_request_ttl: timedelta
+    connection_params: ConnectionParamsSettings
+    veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
+    accounts: AccountSettings = field(default_factory=AccountSettings)
 
 
 class _Reader:
@@ -137,6 +195,25 @@ def _port(text: str) -> int:
     return value
 
 
+def _resolver(text: str) -> DohResolver | DnsResolver:
+    """``doh:<https URL>`` or ``dns:<IP address>[:<port>]`` (an IPv6 address in brackets)."""
+    kind, _, rest = text.partition(":")
+    if kind == "doh":
+        parts = urlsplit(rest)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(text)
+        return DohResolver(rest)
+    if kind == "dns" and rest:
+        parts = urlsplit(f"//{rest}")
+        if not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ValueError(text)
+        # An address: looking up the resolver's own name would need another resolver.
+        ipaddress.ip_address(parts.hostname)
+        port = 53 if parts.port is None else parts.port
+        return DnsResolver(parts.hostname, _port(str(port)))
+    raise ValueError(text)
+
+
 def _boolean(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -144,6 +221,30 @@ def _boolean(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(text)
+
+
+def parse_trust_anchors(text: str) -> tuple[TrustAnchor, ...]:
+    """DS records as ``<key tag> <algorithm> <digest type> <hex digest>``, one per line or ``;``.
+
+    This is the presentation format of DS rdata (``dig DS .`` prints it after the owner,
+    class and type), so an operator can paste a development chain's anchors as they are.
+    """
+    anchors = []
+    for record in text.replace(";", "\n").splitlines():
+        if not record.strip():
+            continue
+        fields = record.split()
+        if len(fields) < 4:
+            raise ValueError(record)
+        key_tag, algorithm, digest_type = (int(field) for field in fields[:3])
+        if not (0 <= key_tag < 65536 and 0 <= algorithm < 256 and 0 <= digest_type < 256):
+            raise ValueError(record)
+        anchors.append(
+            TrustAnchor(key_tag, algorithm, digest_type, bytes.fromhex("".join(fields[3:])))
+        )
+    if not anchors:
+        raise ValueError(text)
+    return tuple(anchors)
 
 
 def load_settings(component: Component, environ: Mapping[str, str] | None = None) -> Settings:
@@ -204,6 +305,24 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
         password=read.optional("MONGODB_PASSWORD"),
     )
 
+    ca_file = read.optional("CONNECTION_PARAMS_CA_FILE")
+    if ca_file and not Path(ca_file).is_file():
+        read.problems.append(f"CONNECTION_PARAMS_CA_FILE={ca_file!r} is not a readable file")
+    connection_params = ConnectionParamsSettings(
+        resolver=read.parsed(
+            "CONNECTION_PARAMS_RESOLVER",
+            _resolver(DEFAULT_RESOLVER),
+            _resolver,
+            "doh:<https URL> or dns:<IP address>[:<port>]",
+        ),
+        ca_file=Path(ca_file) if ca_file else None,
+        retry_window=timedelta(
+            seconds=read.parsed(
+                "CONNECTION_PARAMS_RETRY_SECONDS", 300, _positive_int, "a positive integer"
+            )
+        ),
+    )
+
     settings = Settings(
         version=read.required("VERSION"),
         log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
@@ -221,7 +340,78 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
                 "PAIRING_REQUEST_TTL_SECONDS", 90 * 86400, _positive_int, "a positive integer"
             )
         ),
+        connection_params=connection_params,
+        veraid_trust_anchors=read.parsed(
+            "VERAID_TRUST_ANCHORS",
+            IANA_TRUST_ANCHORS,
+            parse_trust_anchors,
+            "a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
+        ),
     )
+    settings = dataclasses.replace(settings, accounts=_account_settings(read))
     if read.problems:
         raise ConfigError(read.problems)
     return settings
+
+
+def _words(text: str) -> tuple[str, ...]:
+    words = tuple(word.strip().lower() for word in text.split(",") if word.strip())
+    if not words:
+        raise ValueError(text)
+    return words
+
+
+def _locale_map(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in text.split(","):
+        locale, sep, domain = item.partition("=")
+        if not sep or not locale.strip() or not domain.strip():
+            raise ValueError(text)
+        pairs.append((locale.strip().lower(), domain.strip().lower()))
+    return tuple(pairs)
+
+
+def _account_settings(read: _Reader) -> AccountSettings:
+    defaults = AccountSettings()
+    url = read.url("VAUTH_API_URL", required=False)
+    audience = read.optional("VAUTH_API_AUDIENCE")
+    token = read.optional("VAUTH_API_TOKEN")
+    if url and bool(audience) == bool(token):
+        read.problems.append(
+            "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN is required with VAUTH_API_URL"
+        )
+    return AccountSettings(
+        vauth_api_url=url,
+        vauth_api_audience=audience,
+        vauth_api_token=token,
+        max_name_length=read.parsed(
+            "ACCOUNT_MAX_NAME_LENGTH", defaults.max_name_length, _positive_int, "a positive integer"
+        ),
+        reserved_words=read.parsed(
+            "ACCOUNT_RESERVED_WORDS", defaults.reserved_words, _words, "a comma-separated list"
+        ),
+        domains_by_locale=read.parsed(
+            "ACCOUNT_DOMAINS_BY_LOCALE",
+            defaults.domains_by_locale,
+            _locale_map,
+            "a list of locale=domain pairs",
+        ),
+        fallback_domain=(
+            read.optional("ACCOUNT_FALLBACK_DOMAIN") or defaults.fallback_domain
+        ).lower(),
+        name_attempts=read.parsed(
+            "ACCOUNT_NAME_ATTEMPTS", defaults.name_attempts, _positive_int, "a positive integer"
+        ),
+        authority_retry_seconds=read.parsed(
+            "VAUTH_RETRY_TIMEOUT_SECONDS",
+            defaults.authority_retry_seconds,
+            _positive_int,
+            "a positive integer",
+        ),
+        dedup_window_seconds=read.parsed(
+            "ACCOUNT_REQUEST_DEDUP_SECONDS",
+            defaults.dedup_window_seconds,
+            _positive_int,
+            "a positive integer",
+        ),
+    )

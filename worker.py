@@ -10,21 +10,44 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import structlog
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities, AccountSagaOptions
+from activities.connection_params import (
+    ConnectionParamsRetrieval as ConnectionParamsActivities,
+)
+from activities.connection_params import make_http_client, make_resolver
+from activities.contact_pairing import ContactPairingVerifier, PairingSignaller
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
-from config import ConfigError, Settings, Transport, load_settings
+from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
+from config import AccountSettings, ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
+from letro.account_names import NamingRules
 from logs import configure_logging
+from workflows.account_creation import AccountCreation
+from workflows.connection_params import ConnectionParamsRetrieval
+from workflows.forwarding import ForwardServiceMessage
 from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRequestWorkflow, VeraidContactPairing
 
 logger = structlog.get_logger("worker")
 
-WORKFLOWS = [LegacyContactPairing]
+WORKFLOWS = [
+    LegacyContactPairing,
+    VeraidContactPairing,
+    ContactPairingRequestWorkflow,
+    ForwardServiceMessage,
+    ConnectionParamsRetrieval,
+    AccountCreation,
+]
+# Threads for the synchronous, CPU-bound activities (VeraId verification). Two per core at
+# most helps little: the GIL is released only inside OpenSSL.
+VERIFICATION_THREADS = 4
 
 
 def make_sink(settings: Settings) -> EventSink:
@@ -35,6 +58,39 @@ def make_sink(settings: Settings) -> EventSink:
     return HttpBinarySink(settings.sink_url)
 
 
+def make_authority_client(accounts: AccountSettings) -> AuthorityClient | None:
+    if accounts.vauth_api_url is None:
+        logger.warning("VAUTH_API_URL is not set: account creation requests will be refused")
+        return None
+    tokens: TokenSource
+    if accounts.vauth_api_audience:
+        tokens = GoogleIdToken(accounts.vauth_api_audience)
+    else:
+        assert accounts.vauth_api_token is not None  # guaranteed by load_settings
+        tokens = StaticToken(accounts.vauth_api_token)
+    return AuthorityClient(accounts.vauth_api_url, tokens)
+
+
+def make_account_activities(
+    accounts: AccountSettings, authority: AuthorityClient | None
+) -> AccountActivities:
+    rules = NamingRules(
+        max_length=accounts.max_name_length,
+        reserved_words=accounts.reserved_words,
+        domains_by_locale=dict(accounts.domains_by_locale),
+        fallback_domain=accounts.fallback_domain,
+    )
+    return AccountActivities(
+        authority,
+        AccountSagaOptions(
+            rules=rules,
+            name_attempts=accounts.name_attempts,
+            authority_retry_seconds=accounts.authority_retry_seconds,
+            dedup_window_seconds=accounts.dedup_window_seconds,
+        ),
+    )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(settings.temporal)
     mongo = connect_mongo(settings.mongodb)
@@ -43,11 +99,34 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     sink = make_sink(settings)
     egress = Egress(sink)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    http = make_http_client(settings.version, settings.connection_params.ca_file)
+    connection_params = ConnectionParamsActivities(
+        make_resolver(settings.connection_params.resolver, http), http
+    )
+    verifier = ContactPairingVerifier(settings.veraid_trust_anchors)
+    signaller = PairingSignaller(client, settings.temporal.task_queue)
+    executor = ThreadPoolExecutor(VERIFICATION_THREADS, thread_name_prefix="verification")
+    authority = make_authority_client(settings.accounts)
+    accounts = make_account_activities(settings.accounts, authority)
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=WORKFLOWS,
-        activities=[egress.emit_service_message, store.store, store.delete],
+        activities=[
+            egress.emit_service_message,
+            store.store,
+            store.delete,
+            connection_params.resolve,
+            connection_params.fetch,
+            verifier.verify,
+            signaller.signal_with_start,
+            accounts.check_account_request,
+            accounts.create_member,
+            accounts.import_public_key,
+            accounts.get_member_bundle,
+            accounts.delete_member,
+        ],
+        activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     try:
@@ -62,6 +141,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             logger.info("Worker stopping")
     finally:
+        await http.aclose()
+        executor.shutdown(wait=False)
+        if authority is not None:
+            await authority.close()
         await sink.close()
         await mongo.close()
     logger.info("Worker stopped")

@@ -37,6 +37,10 @@ class PendingPairingRequest:
     requester_endpoint_id: str
     requester_id_key_b64: str
     first_received: datetime
+    # Which protocol the request came by ("legacy" or "veraid"): requests of one never
+    # match the other's, so the kind is part of the stored key.
+    kind: str = "legacy"
+    signature_bundle_b64: str | None = None  # VeraId requests: forwarded on a match
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,62 @@ class PairingRequestsToDelete:
 
     veraid_id_a: str
     veraid_id_b: str
+    kind: str = "legacy"
+
+
+@dataclass(frozen=True)
+class PairingRequestReceived:
+    """Signal: one side's (checked) pairing request.
+
+    For VeraId requests the ids are in their matching form (see ``letro.veraid_ids.pairing_key``)
+    and ``signature_bundle_b64`` holds the requester's SignatureBundle, forwarded on a match.
+    """
+
+    parcel_id: str
+    server_endpoint_id: str
+    requester_endpoint_id: str
+    requester_veraid_id: str
+    target_veraid_id: str
+    requester_id_key_b64: str
+    signature_bundle_b64: str = ""
+
+    @property
+    def dedup_key(self) -> str:
+        # Parcel ids are chosen by the sending endpoint, so scope them to it.
+        return f"{self.requester_endpoint_id}/{self.parcel_id}"
+
+
+@dataclass(frozen=True)
+class IncomingPairingRequest:
+    """A ``contact-pairing.request`` message as the ingress received it, still unverified."""
+
+    parcel_id: str
+    sender_endpoint_id: str
+    server_endpoint_id: str
+    content_b64: str
+    request_ttl_seconds: float
+
+
+@dataclass(frozen=True)
+class ContactPairingVerdict:
+    """What verifying a contact pairing request concluded.
+
+    Exactly one of: a failure message to send back (``failure_b64``), a verified request
+    (the ids, in their matching form, and the key), or neither (dropped; the reason is logged).
+    """
+
+    requester_veraid_id: str | None = None
+    target_veraid_id: str | None = None
+    requester_id_key_b64: str | None = None
+    failure_b64: str | None = None
+
+
+@dataclass(frozen=True)
+class PairingSignal:
+    """Signal-with-start ``workflow_id`` (a pair workflow) with ``request``."""
+
+    workflow: str
+    workflow_id: str
+    veraid_ids: list[str]
+    request_ttl_seconds: float
+    request: PairingRequestReceived

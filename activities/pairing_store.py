@@ -23,14 +23,31 @@ COLLECTION_NAME = "contactpairingrequests"
 # day after them.
 TTL_INDEX_MARGIN = timedelta(days=1)
 _INDEX_OPTIONS_CONFLICT = 85
+UNIQUE_INDEX_NAME = "requesterVeraId_1_targetVeraId_1_kind_1"
+_ORIGINAL_UNIQUE_INDEX_NAME = "requesterVeraId_1_targetVeraId_1"
+LEGACY_KIND = "legacy"
+
+
+def _kind_filter(kind: str) -> str | None:
+    # Legacy documents keep the original server's shape, without a kind.
+    return None if kind == LEGACY_KIND else kind
 
 
 async def ensure_indexes(database: AsyncDatabase[dict[str, Any]], request_ttl: timedelta) -> None:
     """Create the collection's indexes, or bring the TTL in line with ``request_ttl``."""
     collection = database[COLLECTION_NAME]
+    # Unique per protocol: VeraId and legacy requests of the same ids are different requests.
+    # The new index is built before the original server's one is dropped, so uniqueness
+    # holds throughout a rolling upgrade; legacy documents have no "kind" field, which the
+    # index (and the legacy filters, {kind: null}) read as null.
     await collection.create_index(
-        [("requesterVeraId", ASCENDING), ("targetVeraId", ASCENDING)], unique=True
+        [("requesterVeraId", ASCENDING), ("targetVeraId", ASCENDING), ("kind", ASCENDING)],
+        unique=True,
+        name=UNIQUE_INDEX_NAME,
     )
+    existing = await collection.index_information()
+    if _ORIGINAL_UNIQUE_INDEX_NAME in existing:
+        await collection.drop_index(_ORIGINAL_UNIQUE_INDEX_NAME)
     expire_after = int((request_ttl + TTL_INDEX_MARGIN).total_seconds())
     try:
         await collection.create_index("creationDate", expireAfterSeconds=expire_after)
@@ -58,11 +75,17 @@ class PairingRequestStore:
             {
                 "requesterVeraId": request.requester_veraid_id,
                 "targetVeraId": request.target_veraid_id,
+                "kind": _kind_filter(request.kind),
             },
             {
                 "$set": {
                     "requesterEndpointId": request.requester_endpoint_id,
                     "requesterIdKey": Binary(base64.b64decode(request.requester_id_key_b64)),
+                    **(
+                        {"signatureBundle": Binary(base64.b64decode(request.signature_bundle_b64))}
+                        if request.signature_bundle_b64
+                        else {}
+                    ),
                 },
                 "$setOnInsert": {"creationDate": request.first_received, "__v": 0},
             },
@@ -74,10 +97,11 @@ class PairingRequestStore:
         a, b = pair.veraid_id_a, pair.veraid_id_b
         result = await self._collection.delete_many(
             {
+                "kind": _kind_filter(pair.kind),
                 "$or": [
                     {"requesterVeraId": a, "targetVeraId": b},
                     {"requesterVeraId": b, "targetVeraId": a},
-                ]
+                ],
             }
         )
         logger.debug("Pairing requests deleted", count=result.deleted_count)

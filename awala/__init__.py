@@ -13,7 +13,19 @@ from awala.cloudevents import (
     event_to_binary_http,
     event_to_pubsub_message,
 )
-from awala.errors import AwalaError, InvalidCloudEvent, InvalidServiceMessage
+from awala.connection_params import (
+    CONNECTION_PARAMS_CONTENT_TYPE,
+    NodeConnectionParams,
+    SessionKey,
+    parse_node_connection_params,
+    serialise_node_connection_params,
+)
+from awala.errors import (
+    AwalaError,
+    InvalidCloudEvent,
+    InvalidConnectionParams,
+    InvalidServiceMessage,
+)
 from awala.service_messages import (
     INCOMING_SERVICE_MESSAGE_TYPE,
     OUTGOING_SERVICE_MESSAGE_TYPE,
@@ -25,14 +37,18 @@ from awala.service_messages import (
 )
 
 __all__ = [
+    "CONNECTION_PARAMS_CONTENT_TYPE",
     "INCOMING_SERVICE_MESSAGE_TYPE",
     "OUTGOING_SERVICE_MESSAGE_TYPE",
     "AwalaError",
     "IncomingServiceMessage",
     "InvalidCloudEvent",
+    "InvalidConnectionParams",
     "InvalidServiceMessage",
+    "NodeConnectionParams",
     "OutgoingServiceMessage",
     "PubSubMessage",
+    "SessionKey",
     "add_months",
     "event_from_binary_http",
     "event_from_pubsub_push",
@@ -40,4 +56,6 @@ __all__ = [
     "event_to_pubsub_message",
     "incoming_message_from_event",
     "outgoing_message_to_event",
+    "parse_node_connection_params",
+    "serialise_node_connection_params",
 ]

@@ -11,3 +11,7 @@ class InvalidCloudEvent(AwalaError):
 
 class InvalidServiceMessage(AwalaError):
     """The CloudEvent is well formed but is not a usable incoming service message."""
+
+
+class InvalidConnectionParams(AwalaError):
+    """Bytes served as an Internet endpoint's connection parameters are not valid ones."""

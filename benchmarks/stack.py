@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,12 @@ async def serve_sink(exits: AsyncExitStack, recorder: EventRecorder, port: int) 
     return f"http://{LOOPBACK}:{port}/"
 
 
-async def start_local_stack(exits: AsyncExitStack, work_dir: Path, sink_url: str) -> Stack:
+async def start_local_stack(
+    exits: AsyncExitStack,
+    work_dir: Path,
+    sink_url: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> Stack:
     """Temporal dev server (SQLite file, WAL), mongod, one worker and one ingress process."""
     temporal = TemporalDevServer(work_dir / "temporal", port=free_port(), ui_port=free_port())
     exits.callback(temporal.stop)
@@ -64,7 +70,7 @@ async def start_local_stack(exits: AsyncExitStack, work_dir: Path, sink_url: str
     exits.callback(mongodb.stop)
     mongodb.start()
 
-    env = _server_env(temporal.address, mongodb.uri, sink_url)
+    env = {**_server_env(temporal.address, mongodb.uri, sink_url), **(extra_env or {})}
     worker = ChildProcess(
         "worker", python_script("worker.py"), env=env, log_file=work_dir / "worker.log"
     )

@@ -27,6 +27,8 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     ingress_port = _port("LETRO_INGRESS_PORT", 8080)
     sink_port = _port("LETRO_SINK_PORT", 8081)
+    authority_port = _port("LETRO_AUTHORITY_PORT", 8082)
+    authority_token = "local-dev-authority-token"
     temporal = TemporalDevServer(
         data_dir / "temporal",
         port=_port("LETRO_TEMPORAL_PORT", 7233),
@@ -42,9 +44,17 @@ def main() -> None:
         "K_SINK": f"http://127.0.0.1:{sink_port}/",
         "HOST": "127.0.0.1",
         "PORT": str(ingress_port),
+        # Account creation against the development VeraId Authority.
+        "VAUTH_API_URL": f"http://127.0.0.1:{authority_port}",
+        "VAUTH_API_TOKEN": authority_token,
     }
+    authority_args = ["--port", str(authority_port), "--token", authority_token]
+    authority_args += ["--key-dir", str(data_dir / "dev-authority")]
     children = [
         ChildProcess("sink", python_module("infra.sink", "--port", str(sink_port)), env={}),
+        ChildProcess(
+            "dev-authority", python_module("infra.dev_authority", *authority_args), env={}
+        ),
         ChildProcess("worker", python_script("worker.py"), env=env),
         ChildProcess("ingress", python_module("ingress"), env=env),
     ]
@@ -60,10 +70,19 @@ def main() -> None:
             service.start()
             started.append(service)
         for child in children:
-            url = f"http://127.0.0.1:{ingress_port if child.name == 'ingress' else sink_port}/"
+            port = {"ingress": ingress_port, "dev-authority": authority_port}.get(
+                child.name, sink_port
+            )
+            url = f"http://127.0.0.1:{port}/"
             child.start(ready=None if child.name == "worker" else http_answers(url))
             started.append(child)
         print(_banner(ingress_port, sink_port, temporal.ui_url), flush=True)
+        anchor = (data_dir / "dev-authority" / "trust-anchor.txt").read_text().strip()
+        print(
+            f"  Development VeraId Authority:     http://127.0.0.1:{authority_port}\n"
+            f"  Its DNSSEC trust anchor:          {anchor}\n",
+            flush=True,
+        )
         while not stopping.wait(1.0):
             dead = [child.name for child in children if not child.is_running()]
             if dead:

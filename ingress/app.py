@@ -18,6 +18,8 @@ from cloudevents.core.base import BaseCloudEvent
 from pymongo import AsyncMongoClient
 from quart import Quart, Response, request
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +28,14 @@ from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
-from ingress.routing import Ignore, RoutingOptions, UnsupportedContentType, route
+from ingress.routing import (
+    Ignore,
+    RoutingOptions,
+    SignalWithStart,
+    StartOnce,
+    UnsupportedContentType,
+    route,
+)
 
 logger = structlog.get_logger("ingress")
 
@@ -41,7 +50,10 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     state: dict[str, Any] = {}
-    routing = RoutingOptions(pairing_request_ttl=settings.pairing_request_ttl)
+    routing = RoutingOptions(
+        pairing_request_ttl=settings.pairing_request_ttl,
+        connection_params_retry_window=settings.connection_params.retry_window,
+    )
 
     @app.before_serving
     async def connect() -> None:
@@ -105,15 +117,11 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
 
         client: Client = state["temporal"]
         try:
-            await client.start_workflow(
-                decision.workflow,
-                decision.start_input,
-                id=decision.workflow_id,
-                task_queue=settings.temporal.task_queue,
-                start_signal=decision.signal,
-                start_signal_args=[decision.signal_input],
-                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
-            )
+            await _hand_over(client, decision, settings.temporal.task_queue)
+        except WorkflowAlreadyStartedError:
+            # Only a StartOnce whose workflow already ran: a redelivery, already handled.
+            log.info("Ignored redelivered service message", workflowId=decision.workflow_id)
+            return Response("", 204)
         except (TimeoutError, RPCError, RuntimeError) as error:
             # RuntimeError: the lazy client failed to connect at all.
             log.error("Could not hand message to Temporal; the broker will retry", err=str(error))
@@ -126,6 +134,33 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         return Response("", 204)
 
     return app
+
+
+async def _hand_over(
+    client: Client, decision: SignalWithStart | StartOnce, task_queue: str
+) -> None:
+    if isinstance(decision, SignalWithStart):
+        await client.start_workflow(
+            decision.workflow,
+            decision.start_input,
+            id=decision.workflow_id,
+            task_queue=task_queue,
+            start_signal=decision.signal,
+            start_signal_args=[decision.signal_input],
+            rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+        )
+        return
+    # Running: USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE makes it
+    # fail with WorkflowAlreadyStartedError (until the namespace's retention drops it).
+    await client.start_workflow(
+        decision.workflow,
+        decision.start_input,
+        id=decision.workflow_id,
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+    )
 
 
 def _read_event(transport: Transport, headers: dict[str, str], body: bytes) -> BaseCloudEvent:

@@ -12,24 +12,50 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from awala.service_messages import IncomingServiceMessage
-from letro.content_types import PAIRING_REQUEST_TMP
-from letro.errors import MalformedPairingRequest
-from letro.legacy_pairing import parse_pairing_request
-from workflows.legacy_pairing import (
-    SIGNAL_NAME as LEGACY_PAIRING_SIGNAL,
+from activities.messages import IncomingPairingRequest
+from awala.private_endpoint_conn_params import (
+    InvalidPrivateEndpointConnParams,
+    read_connection_params,
 )
+from awala.service_messages import IncomingServiceMessage
+from letro.connection_params import parse_connection_params_request
+from letro.content_types import (
+    ACCOUNT_REQUEST,
+    CONNECTION_PARAMS_REQUEST,
+    CONTACT_PAIRING_AUTHORISATION,
+    CONTACT_PAIRING_REQUEST,
+    PAIRING_AUTH,
+    PAIRING_AUTH_TMP,
+    PAIRING_COMPLETION_TMP,
+    PAIRING_REQUEST_TMP,
+)
+from letro.errors import MalformedConnectionParamsRequest, MalformedPairingRequest
+from letro.legacy_pairing import parse_pairing_request
+from workflows import forwarding
+from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
+from workflows.account_creation import (
+    AccountCreation,
+    AccountCreationInput,
+    AccountRequestReceived,
+)
+from workflows.account_creation import workflow_id_for as account_workflow_id_for
+from workflows.connection_params import ConnectionParamsInput, ConnectionParamsRetrieval
+from workflows.connection_params import workflow_id_for as connection_params_workflow_id
+from workflows.forwarding import Forwarding, ForwardServiceMessage
 from workflows.legacy_pairing import (
     LegacyContactPairing,
     LegacyPairingInput,
     LegacyPairingRequestReceived,
     workflow_id_for,
 )
+from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
+from workflows.veraid_pairing import REQUEST_WORKFLOW_NAME, request_workflow_id
 
 
 @dataclass(frozen=True)
 class RoutingOptions:
     pairing_request_ttl: timedelta
+    connection_params_retry_window: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,20 @@ class SignalWithStart:
 
 
 @dataclass(frozen=True)
+class StartOnce:
+    """Start workflow ``workflow_id``; if it already exists or existed, do nothing.
+
+    For one-shot workflows whose id is derived from the parcel: a redelivered message
+    finds its workflow and has no second effect.
+    """
+
+    workflow: str
+    workflow_id: str
+    start_input: object
+    log_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Ignore:
     """Drop the message: it can never succeed and the protocol defines no reply for it."""
 
@@ -52,7 +92,7 @@ class Ignore:
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
 
-Decision = SignalWithStart | Ignore
+Decision = SignalWithStart | StartOnce | Ignore
 
 
 class UnsupportedContentType(Exception):
@@ -74,7 +114,7 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
         ),
-        signal=LEGACY_PAIRING_SIGNAL,
+        signal=PAIRING_SIGNAL,
         signal_input=LegacyPairingRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
@@ -90,8 +130,111 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
     )
 
 
+def _connection_params_request(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    try:
+        request = parse_connection_params_request(message.content)
+    except MalformedConnectionParamsRequest as error:
+        return Ignore("Refused malformed connection params request", {"reason": str(error)})
+    return StartOnce(
+        workflow=ConnectionParamsRetrieval.__name__,
+        workflow_id=connection_params_workflow_id(message.sender_id, message.parcel_id),
+        start_input=ConnectionParamsInput(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            requester_endpoint_id=message.sender_id,
+            domain_name=request.domain_name,
+            ascii_domain_name=request.ascii_domain_name,
+            retry_seconds=options.connection_params_retry_window.total_seconds(),
+        ),
+        log_fields={"internetAddress": request.ascii_domain_name},
+    )
+
+
+def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
+    # Nothing is read here: the ids are only known once the signature is verified, which is
+    # too heavy for the ingress. The per-message workflow does it in an activity.
+    return StartOnce(
+        workflow=REQUEST_WORKFLOW_NAME,
+        workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
+        start_input=IncomingPairingRequest(
+            parcel_id=message.parcel_id,
+            sender_endpoint_id=message.sender_id,
+            server_endpoint_id=message.recipient_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+            request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+        ),
+    )
+
+
+def _account_request(message: IncomingServiceMessage, _: RoutingOptions) -> Decision:
+    # Parsed and verified in the workflow's first activity: the ingress only routes.
+    return SignalWithStart(
+        workflow=AccountCreation.__name__,
+        workflow_id=account_workflow_id_for(message.sender_id, message.content),
+        start_input=AccountCreationInput(),
+        signal=ACCOUNT_REQUEST_SIGNAL,
+        signal_input=AccountRequestReceived(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            sender_endpoint_id=message.sender_id,
+            content_b64=base64.b64encode(message.content).decode("ascii"),
+        ),
+    )
+
+
+def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
+    # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
+    try:
+        routing = read_connection_params(message.content)
+    except InvalidPrivateEndpointConnParams as error:
+        return Ignore("Refused malformed connection params", {"reason": str(error)})
+    if routing.granter_id != message.sender_id:
+        return Ignore(
+            "Refused connection params not issued by sender",
+            {"messageSenderId": message.sender_id, "granterId": str(routing.granter_id)},
+        )
+    if legacy:
+        content_type = PAIRING_COMPLETION_TMP
+        content = f"{routing.granter_id},".encode() + base64.b64encode(message.content)
+    else:
+        content_type, content = message.content_type, message.content
+    return StartOnce(
+        workflow=ForwardServiceMessage.__name__,
+        workflow_id=forwarding.workflow_id_for(message.sender_id, message.parcel_id),
+        start_input=Forwarding(
+            server_endpoint_id=message.recipient_id,
+            recipient_endpoint_id=routing.grantee_id,
+            content_type=content_type,
+            content_b64=base64.b64encode(content).decode("ascii"),
+        ),
+        log_fields={"granterId": routing.granter_id, "granteeId": routing.grantee_id},
+    )
+
+
+def _current_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=False)
+
+
+def _legacy_pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions
+) -> Decision:
+    return _pairing_authorisation(message, legacy=True)
+
+
 _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
+    CONNECTION_PARAMS_REQUEST: _connection_params_request,
+    CONTACT_PAIRING_REQUEST: _contact_pairing_request,
+    # The original server and Letro for Android use "pairing-auth"; the published docs
+    # (seed 002) say "contact-pairing.authorisation". Both are accepted and forwarded as is.
+    PAIRING_AUTH: _current_pairing_authorisation,
+    CONTACT_PAIRING_AUTHORISATION: _current_pairing_authorisation,
+    PAIRING_AUTH_TMP: _legacy_pairing_authorisation,
+    ACCOUNT_REQUEST: _account_request,
 }
 
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)

@@ -27,6 +27,7 @@ CONTACT_PAIRING_FAILURE: Final = _PREFIX + "contact-pairing.failure"
 # docs call it "contact-pairing.authorisation", but the original server and the Android
 # client use this one.
 PAIRING_AUTH: Final = _PREFIX + "pairing-auth"
+CONTACT_PAIRING_AUTHORISATION: Final = _PREFIX + "contact-pairing.authorisation"
 
 # Legacy pairing with CSV payloads and no signatures.
 PAIRING_REQUEST_TMP: Final = _PREFIX + "pairing-request-tmp"
@@ -44,6 +45,7 @@ ALL_CONTENT_TYPES: Final = frozenset(
         CONTACT_PAIRING_REQUEST,
         CONTACT_PAIRING_FAILURE,
         PAIRING_AUTH,
+        CONTACT_PAIRING_AUTHORISATION,
         PAIRING_REQUEST_TMP,
         PAIRING_MATCH_TMP,
         PAIRING_AUTH_TMP,

@@ -25,3 +25,19 @@ def excerpt(value: str | bytes) -> str:
     if len(value) <= _MAX_EXCERPT_LENGTH and len(quoted) <= _MAX_EXCERPT_LENGTH:
         return quoted
     return quoted[: _MAX_EXCERPT_LENGTH - 3] + "..."
+
+
+class MalformedConnectionParamsRequest(LetroProtocolError):
+    """The content of a connection parameters request is not a usable domain name."""
+
+
+class MalformedAccountRequest(LetroProtocolError):
+    """An account creation request is not a DER ``AccountRequestSignature``."""
+
+
+class UnsupportedAccountKey(LetroProtocolError):
+    """The public key of an account creation request is of a type or shape we do not verify."""
+
+
+class InvalidAccountRequestSignature(LetroProtocolError):
+    """The signature of an account creation request does not verify with its own key."""

@@ -166,3 +166,22 @@ def parse_veraid_user_id(value: str) -> VeraidUserId:
             " identifies a bot, not a user)"
         )
     return VeraidUserId(user_name, domain_name)
+
+
+def pairing_key(veraid_id: str) -> str:
+    """The form of a VeraId user id under which contact pairing requests are matched.
+
+    Both parts are lower-cased and the domain name is converted to punycode, so that a user
+    typing ``Bob@Example.com`` pairs with ``bob@example.com``. Domain names are
+    case-insensitive anyway (and an internationalised one has one ASCII form). VeraId itself
+    compares user names exactly, but Letro creates every account name in lower case
+    (``sanitiseUserName`` in the original server), so folding the user name cannot merge
+    two Letro users; it only forgives how the contact's id was typed.
+
+    Raises:
+        InvalidVeraidId: if ``veraid_id`` is not a VeraId user id.
+    """
+    user_id = parse_veraid_user_id(veraid_id)
+    ascii_domain = _to_ascii(user_id.domain_name.lower())
+    assert ascii_domain is not None  # the id was just validated, conversion included
+    return f"{user_id.user_name.lower()}@{ascii_domain}"

@@ -7,21 +7,35 @@ that needs a service the machine lacks is skipped locally but fails on CI (CI=tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from pymongo import AsyncMongoClient
 from temporalio.client import Client
 
+from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
+from tests.connparams_servers import (
+    DnsServer,
+    HttpsRecorder,
+    Scenario,
+    TestCA,
+    create_https_app,
+    issue_test_ca,
+    start_dns_server,
+)
+from tests.pairing_helpers import VeraidOrg, make_org
+from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -76,14 +90,22 @@ async def mongo_client(mongodb: MongoDB) -> AsyncIterator[AsyncMongoClient[dict[
     await client.close()
 
 
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for posting to the ingress; generous timeout for the shared cores."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
+
+
 @dataclass
 class Sink:
     url: str
     recorder: EventRecorder
 
 
-@pytest.fixture(scope="session")
-async def sink() -> AsyncIterator[Sink]:
+@contextlib.asynccontextmanager
+async def serve_sink(*, fail_first: int = 0) -> AsyncIterator[Sink]:
+    """A recording sink on a free port of this process, for as long as the context lasts."""
     recorder = EventRecorder()
     port = free_port()
     config = Config()
@@ -91,10 +113,19 @@ async def sink() -> AsyncIterator[Sink]:
     config.accesslog = None
     config.errorlog = None
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_sink_app(recorder), config, shutdown_trigger=stop.wait))
-    yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
-    stop.set()
-    await task
+    app = create_sink_app(recorder, fail_first=fail_first)
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture(scope="session")
+async def sink() -> AsyncIterator[Sink]:
+    async with serve_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="session")
@@ -171,11 +202,163 @@ def start_worker(base_env: dict[str, str], stack_dir: Path) -> Iterator[StartWor
 
 
 @pytest.fixture(scope="session")
-def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
+def veraid_org() -> VeraidOrg:
+    """A mock VeraId organisation whose DNSSEC root the session's worker trusts."""
+    return make_org()
+
+
+@pytest.fixture(scope="session")
+def http_worker(start_worker: StartWorker, sink: Sink, veraid_org: VeraidOrg) -> Worker:
     """The session's worker on the default transport, emitting to the recording sink."""
-    return start_worker("letro-http", K_SINK=sink.url)
+    return start_worker(
+        "letro-http", K_SINK=sink.url, VERAID_TRUST_ANCHORS=veraid_org.trust_anchor_setting
+    )
 
 
 @pytest.fixture(scope="session")
 def ingress(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
     return start_ingress(TEMPORAL_TASK_QUEUE=http_worker.task_queue)
+
+
+@pytest.fixture(scope="session")
+def relaynet_params() -> GeneratedParams:
+    """Connection parameters serialised by @relaycorp/relaynet-core (once per session)."""
+    return generate_connection_params("pdc.example.com")
+
+
+@dataclass
+class ConnectionParamsServers:
+    """The DNS server, the HTTPS servers and the CA of connection parameters retrieval."""
+
+    dns: DnsServer
+    https: HttpsRecorder
+    ca: TestCA
+    params: GeneratedParams
+
+    def port(self, scenario: Scenario) -> int:
+        return self.https.ports[scenario]
+
+    @property
+    def doh_url(self) -> str:
+        return f"https://localhost:{self.port(Scenario.DOH)}/dns-query"
+
+
+@pytest.fixture(scope="session")
+async def connection_params_servers(
+    stack_dir: Path, relaynet_params: GeneratedParams
+) -> AsyncIterator[ConnectionParamsServers]:
+    ca = issue_test_ca(stack_dir)
+    dns_server = DnsServer()
+    close_dns = await start_dns_server(dns_server)
+    recorder = HttpsRecorder(ports={scenario: free_port() for scenario in Scenario})
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}" for port in recorder.ports.values()]
+    config.certfile = str(ca.cert_file)
+    config.keyfile = str(ca.key_file)
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    # Idle keep-alive connections from the workers close soon, so none is left at shutdown.
+    config.keep_alive_timeout = 1
+    stop = asyncio.Event()
+    app = create_https_app(recorder, dns_server, relaynet_params.der)
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    async with asyncio.timeout(10):
+        for port in recorder.ports.values():
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+    yield ConnectionParamsServers(dns_server, recorder, ca, relaynet_params)
+    stop.set()
+    await task
+    close_dns()
+
+
+@dataclass
+class Deployment:
+    """An ingress and the worker behind it, on their own task queue."""
+
+    ingress: Ingress
+    worker: Worker
+    # How the DNS server sees this worker's queries: "udp" (plain DNS) or "doh".
+    dns_wire: str = "udp"
+
+    def stop(self) -> None:
+        """Stop both now, while the servers they talk to still run (else teardown races)."""
+        self.ingress.process.stop()
+        self.worker.process.stop()
+
+
+# Short enough for the tests, long enough for a few retries (1 s, 2 s, 4 s backoff).
+TEST_RETRY_SECONDS = 6
+
+
+def _connection_params_deployment(
+    name: str,
+    resolver: str,
+    start_worker: StartWorker,
+    start_ingress: StartIngress,
+    sink: Sink,
+    servers: ConnectionParamsServers,
+) -> Deployment:
+    worker = start_worker(
+        f"letro-connparams-{name}",
+        K_SINK=sink.url,
+        CONNECTION_PARAMS_RESOLVER=resolver,
+        CONNECTION_PARAMS_CA_FILE=str(servers.ca.ca_file),
+    )
+    ingress = start_ingress(
+        TEMPORAL_TASK_QUEUE=worker.task_queue,
+        CONNECTION_PARAMS_RETRY_SECONDS=str(TEST_RETRY_SECONDS),
+    )
+    return Deployment(ingress, worker, "doh" if resolver.startswith("doh:") else "udp")
+
+
+@pytest.fixture(scope="session")
+def dns_deployment(
+    start_worker: StartWorker,
+    start_ingress: StartIngress,
+    sink: Sink,
+    connection_params_servers: ConnectionParamsServers,
+) -> Iterator[Deployment]:
+    """A worker resolving with plain DNS (UDP, then TCP) against the test DNS server."""
+    resolver = f"dns:127.0.0.1:{connection_params_servers.dns.port}"
+    deployment = _connection_params_deployment(
+        "dns", resolver, start_worker, start_ingress, sink, connection_params_servers
+    )
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def doh_deployment(
+    start_worker: StartWorker,
+    start_ingress: StartIngress,
+    sink: Sink,
+    connection_params_servers: ConnectionParamsServers,
+) -> Iterator[Deployment]:
+    """A worker resolving with DNS-over-HTTPS against the test DoH endpoint."""
+    resolver = f"doh:{connection_params_servers.doh_url}"
+    deployment = _connection_params_deployment(
+        "doh", resolver, start_worker, start_ingress, sink, connection_params_servers
+    )
+    yield deployment
+    deployment.stop()
+
+
+DEV_AUTHORITY_TOKEN = "test-authority-token"
+
+
+@pytest.fixture(scope="session")
+async def dev_authority() -> AsyncIterator[DevAuthorityServer]:
+    """The development VeraId Authority, in this process so tests can inject faults."""
+    domains = ["applepie.rocks", "cuppa.fans", "guarapo.cafe", "nautilus.ink"]
+    server = DevAuthorityServer(DevAuthority(domains, DEV_AUTHORITY_TOKEN), free_port())
+    await server.start()
+    yield server
+    await server.stop()

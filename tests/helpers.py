@@ -6,8 +6,11 @@ import base64
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
 from letro.content_types import PAIRING_REQUEST_TMP
@@ -72,3 +75,10 @@ async def send_pairing_request(
         headers=binary_event_headers(sender_id=requester.endpoint_id, parcel_id=parcel_id),
         content=requester.legacy_pairing_request(target),
     )
+
+
+def requests_collection(
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> AsyncCollection[dict[str, Any]]:
+    """The stored pairing requests of the test session's worker (``MONGODB_DB=letro_test``)."""
+    return mongo["letro_test"]["contactpairingrequests"]

@@ -43,13 +43,14 @@ SERVER_ENDPOINT_ID = "0" + "e7" * 32
 PAIRING_REQUEST_TYPE = "application/vnd.relaycorp.letro.pairing-request-tmp"
 
 
-def requires_node() -> str:
-    """The path to ``node``, if it and the SDK are installed; else skip, or fail on CI."""
+def requires_node(package_dir: Path = SDK_DIR) -> str:
+    """The path to ``node``, if it and the npm package in ``package_dir`` (by default the
+    CloudEvents SDK) are installed; else skip, or fail on CI."""
     node = shutil.which("node")
     if node is None:
         reason = "Node.js is not installed"
-    elif not (SDK_DIR / "package.json").is_file():
-        reason = "The CloudEvents JS SDK is not installed: npm ci --prefix tests/interop"
+    elif not (package_dir / "package.json").is_file():
+        reason = f"{package_dir.name} is not installed: npm ci --prefix tests/interop"
     else:
         return node
     if ON_CI:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, LogFormat, Transport, load_settings
+from config import ConfigError, DnsResolver, DohResolver, LogFormat, Transport, load_settings
 
 MINIMAL = {"VERSION": "1.2.3", "MONGODB_URI": "mongodb://db.example:27017/letro"}
 
@@ -134,6 +134,72 @@ def test_values_are_normalised() -> None:
     assert settings.log_format is LogFormat.CONSOLE
 
 
+def test_connection_params_defaults() -> None:
+    settings = load_settings("worker", {**MINIMAL, "K_SINK": "http://broker/"}).connection_params
+    # As the original server: Cloudflare's validating resolver over HTTPS, trusting its AD flag.
+    assert settings.resolver == DohResolver("https://cloudflare-dns.com/dns-query")
+    assert settings.ca_file is None
+    assert settings.retry_window == timedelta(minutes=5)
+
+
+RESOLVERS = {
+    "doh:https://dns.example/dns-query": DohResolver("https://dns.example/dns-query"),
+    "doh:https://127.0.0.1:8443/q": DohResolver("https://127.0.0.1:8443/q"),
+    "dns:127.0.0.1:5353": DnsResolver("127.0.0.1", 5353),
+    "dns:9.9.9.9": DnsResolver("9.9.9.9", 53),
+    "dns:[2620:fe::fe]:53": DnsResolver("2620:fe::fe", 53),
+}
+
+
+@pytest.mark.parametrize(("value", "expected"), RESOLVERS.items(), ids=RESOLVERS.keys())
+def test_connection_params_resolver(value: str, expected: DnsResolver | DohResolver) -> None:
+    settings = load_settings("ingress", {**MINIMAL, "CONNECTION_PARAMS_RESOLVER": value})
+    assert settings.connection_params.resolver == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://dns.example/dns-query",
+        "doh:http://dns.example/dns-query",
+        "doh:",
+        "dns:",
+        "dns:resolver.example:53",
+        "dns:127.0.0.1:0",
+        "dns:127.0.0.1:70000",
+        "dns:127.0.0.1/path",
+        "tls:127.0.0.1:853",
+    ],
+)
+def test_malformed_resolver_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"CONNECTION_PARAMS_RESOLVER=.* is not doh:"):
+        load_settings("ingress", {**MINIMAL, "CONNECTION_PARAMS_RESOLVER": value})
+
+
+def test_connection_params_ca_file_and_retry_window(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = load_settings(
+        "ingress",
+        {**MINIMAL, "CONNECTION_PARAMS_CA_FILE": str(ca), "CONNECTION_PARAMS_RETRY_SECONDS": "7"},
+    ).connection_params
+    assert settings.ca_file == ca
+    assert settings.retry_window == timedelta(seconds=7)
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            "ingress",
+            {
+                **MINIMAL,
+                "CONNECTION_PARAMS_CA_FILE": str(tmp_path / "missing.pem"),
+                "CONNECTION_PARAMS_RETRY_SECONDS": "0",
+            },
+        )
+    assert error.value.problems == [
+        f"CONNECTION_PARAMS_CA_FILE={str(tmp_path / 'missing.pem')!r} is not a readable file",
+        "CONNECTION_PARAMS_RETRY_SECONDS='0' is not a positive integer",
+    ]
+
+
 @pytest.mark.parametrize("command", [["-m", "ingress"], ["worker.py"]])
 def test_processes_refuse_to_start_with_a_clear_message(command: list[str]) -> None:
     root = Path(__file__).resolve().parent.parent
@@ -148,3 +214,112 @@ def test_processes_refuse_to_start_with_a_clear_message(command: list[str]) -> N
     assert result.returncode == 2
     assert "VERSION is required" in result.stderr
     assert "MONGODB_URI is required" in result.stderr
+
+
+def test_veraid_trust_anchors_default_to_the_dns_root() -> None:
+    import veraid
+
+    assert load_settings("worker", {**MINIMAL, "K_SINK": "http://sink"}).veraid_trust_anchors == (
+        veraid.IANA_TRUST_ANCHORS
+    )
+
+
+def test_veraid_trust_anchors_are_ds_records() -> None:
+    import veraid
+
+    settings = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "http://sink",
+            "VERAID_TRUST_ANCHORS": "12345 8 2 ABCD ef01;\n 20326 8 2 e06d44b8\n",
+        },
+    )
+    assert settings.veraid_trust_anchors == (
+        veraid.TrustAnchor(12345, 8, 2, bytes.fromhex("abcdef01")),
+        veraid.TrustAnchor(20326, 8, 2, bytes.fromhex("e06d44b8")),
+    )
+
+
+@pytest.mark.parametrize("value", ["12345 8 2", "x 8 2 ab", "12345 8 2 zz", "70000 8 2 ab", ";"])
+def test_malformed_veraid_trust_anchors_are_named(value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("worker", {**MINIMAL, "K_SINK": "http://sink", "VERAID_TRUST_ANCHORS": value})
+    assert "VERAID_TRUST_ANCHORS" in str(error.value)
+
+
+def test_account_creation_defaults() -> None:
+    accounts = load_settings("worker", {**MINIMAL, "K_SINK": "http://broker/"}).accounts
+    assert accounts.vauth_api_url is None
+    assert accounts.max_name_length == 16
+    assert "gusnarea" in accounts.reserved_words
+    assert dict(accounts.domains_by_locale) == {
+        "en-us": "applepie.rocks",
+        "en-gb": "cuppa.fans",
+        "es-ve": "guarapo.cafe",
+    }
+    assert accounts.fallback_domain == "nautilus.ink"
+    assert accounts.name_attempts == 3
+    assert accounts.authority_retry_seconds == 900
+
+
+def test_account_creation_settings() -> None:
+    accounts = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "http://broker/",
+            "VAUTH_API_URL": "https://authority.example/",
+            "VAUTH_API_AUDIENCE": "https://authority.example",
+            "ACCOUNT_MAX_NAME_LENGTH": "20",
+            "ACCOUNT_RESERVED_WORDS": " Admin, root ,",
+            "ACCOUNT_DOMAINS_BY_LOCALE": "EN-US=applepie.rocks, fr-fr = Croissant.Test",
+            "ACCOUNT_FALLBACK_DOMAIN": "Elsewhere.Test",
+            "ACCOUNT_NAME_ATTEMPTS": "5",
+            "VAUTH_RETRY_TIMEOUT_SECONDS": "60",
+            "ACCOUNT_REQUEST_DEDUP_SECONDS": "3600",
+        },
+    ).accounts
+    assert accounts.vauth_api_url == "https://authority.example/"
+    assert accounts.vauth_api_audience == "https://authority.example"
+    assert accounts.vauth_api_token is None
+    assert accounts.max_name_length == 20
+    assert accounts.reserved_words == ("admin", "root")
+    assert accounts.domains_by_locale == (("en-us", "applepie.rocks"), ("fr-fr", "croissant.test"))
+    assert accounts.fallback_domain == "elsewhere.test"
+    assert (accounts.name_attempts, accounts.authority_retry_seconds) == (5, 60)
+    assert accounts.dedup_window_seconds == 3600
+
+
+def test_account_creation_problems() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            "worker",
+            {
+                **MINIMAL,
+                "K_SINK": "http://broker/",
+                "VAUTH_API_URL": "authority",
+                "ACCOUNT_MAX_NAME_LENGTH": "0",
+                "ACCOUNT_RESERVED_WORDS": ",",
+                "ACCOUNT_DOMAINS_BY_LOCALE": "en-us",
+            },
+        )
+    problems = " | ".join(error.value.problems)
+    for expected in (
+        "VAUTH_API_URL='authority' is not an http(s) URL",
+        "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN",
+        "ACCOUNT_MAX_NAME_LENGTH='0'",
+        "ACCOUNT_RESERVED_WORDS=','",
+        "ACCOUNT_DOMAINS_BY_LOCALE='en-us'",
+    ):
+        assert expected in problems
+    with pytest.raises(ConfigError, match="Exactly one of"):
+        load_settings(
+            "ingress",
+            {
+                **MINIMAL,
+                "VAUTH_API_URL": "http://a/",
+                "VAUTH_API_AUDIENCE": "x",
+                "VAUTH_API_TOKEN": "y",
+            },
+        )

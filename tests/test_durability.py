@@ -8,12 +8,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
-from infra.services import free_port
-from infra.sink import EventRecorder, ReceivedEvent, create_sink_app
-from tests.conftest import Sink, StartIngress, StartWorker
+from infra.sink import ReceivedEvent
+from tests.conftest import Sink, StartIngress, StartWorker, serve_sink
 from tests.helpers import new_agent, send_pairing_request
 
 pytestmark = pytest.mark.integration
@@ -70,18 +67,8 @@ async def test_worker_killed_mid_flight_loses_and_duplicates_nothing(
 
 @pytest.fixture
 async def flaky_sink() -> AsyncIterator[Sink]:
-    recorder = EventRecorder()
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    stop = asyncio.Event()
-    app = create_sink_app(recorder, fail_first=3)
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
-    stop.set()
-    await task
+    async with serve_sink(fail_first=3) as sink:
+        yield sink
 
 
 async def test_emission_is_retried_under_the_same_event_id(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 
 import httpx
 import pytest
@@ -14,12 +14,6 @@ from tests.conftest import Ingress, StartIngress
 from tests.helpers import binary_event_headers, new_agent
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 async def test_health_check_answers_when_backends_are_up(
@@ -78,10 +72,22 @@ async def test_unsupported_content_type_is_refused(
     assert response.json()["message"] == "Unsupported service message content type"
 
 
-async def test_oversized_body_is_refused(http: httpx.AsyncClient, ingress: Ingress) -> None:
+async def test_oversized_body_is_refused_before_it_is_read(ingress: Ingress) -> None:
+    # Only the headers are sent: the ingress must refuse on the declared length alone,
+    # without waiting for (or buffering) a megabyte it will not use. A client uploading
+    # the whole body could see the connection close mid-upload instead of the answer.
+    url = httpx.URL(ingress.url)
     headers = binary_event_headers(sender_id=new_agent("a").endpoint_id)
-    response = await http.post(ingress.url, content=b"a" * (1024 * 1024 + 1), headers=headers)
-    assert response.status_code == 413
+    head = ["POST / HTTP/1.1", f"Host: {url.host}:{url.port}", f"Content-Length: {1024 * 1024 + 1}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"413"
 
 
 async def test_unreachable_temporal_gives_503_so_the_broker_retries(

@@ -4,38 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from letro.content_types import PAIRING_MATCH_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import SERVER_ENDPOINT_ID, Agent, new_agent, send_pairing_request
+from tests.helpers import (
+    SERVER_ENDPOINT_ID,
+    Agent,
+    new_agent,
+    requests_collection,
+    send_pairing_request,
+)
 from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
 MATCH_TIMEOUT = 20.0
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-def requests_collection(
-    mongo: AsyncMongoClient[dict[str, Any]],
-) -> AsyncCollection[dict[str, Any]]:
-    return mongo["letro_test"]["contactpairingrequests"]
 
 
 async def wait_for_matches(sink: Sink, *agents: Agent) -> None:

@@ -40,6 +40,10 @@ REQUEST = f"{ALICE},{BOB},{KEY_BASE64}".encode()
         ("CONTACT_PAIRING_REQUEST", "application/vnd.relaycorp.letro.contact-pairing.request"),
         ("CONTACT_PAIRING_FAILURE", "application/vnd.relaycorp.letro.contact-pairing.failure"),
         ("PAIRING_AUTH", "application/vnd.relaycorp.letro.pairing-auth"),
+        (
+            "CONTACT_PAIRING_AUTHORISATION",
+            "application/vnd.relaycorp.letro.contact-pairing.authorisation",
+        ),
         ("PAIRING_REQUEST_TMP", "application/vnd.relaycorp.letro.pairing-request-tmp"),
         ("PAIRING_MATCH_TMP", "application/vnd.relaycorp.letro.pairing-match-tmp"),
         ("PAIRING_AUTH_TMP", "application/vnd.relaycorp.letro.pairing-auth-tmp"),
@@ -52,7 +56,7 @@ def test_content_type(name: str, value: str) -> None:
 
 
 def test_all_content_types_are_listed() -> None:
-    assert len(letro.ALL_CONTENT_TYPES) == 12
+    assert len(letro.ALL_CONTENT_TYPES) == 13
 
 
 def test_parse_request() -> None:

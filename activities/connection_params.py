@@ -1,0 +1,317 @@
+"""Finding an Awala Internet endpoint and fetching its connection parameters (DNS, HTTPS).
+
+Two activities, each deciding between three outcomes:
+
+* a result;
+* a definitive "misconfigured endpoint": a non-retryable ``ApplicationError`` of type
+  :data:`MISCONFIGURED`, whose message says why (no SRV record, an answer without the AD
+  flag, a DNS error code, an HTTP 4xx, a wrong content type, parameters that do not parse);
+* a transient failure (resolver unreachable, connection error, timeout, HTTP 5xx): any
+  other exception, which the workflow's retry policy retries for a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+import certifi
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.IN.SRV
+import httpx
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from awala.connection_params import CONNECTION_PARAMS_CONTENT_TYPE, parse_node_connection_params
+from awala.errors import InvalidConnectionParams
+from awala.internet_address import SrvRecord, order_srv_records, pdc_srv_name
+from config import DnsResolver, DohResolver
+
+logger = structlog.get_logger(__name__)
+
+MISCONFIGURED: Final = "MisconfiguredInternetEndpoint"
+TRANSIENT: Final = "TransientRetrievalFailure"
+
+# As the original server: each fetch of the parameters gets 3 s in all.
+FETCH_TIMEOUT: Final = 3.0
+DNS_TIMEOUT: Final = 3.0
+# Targets tried per attempt, so an attempt fits its start-to-close timeout.
+MAX_TARGETS_PER_ATTEMPT: Final = 3
+# Real parameters are well under 2 KiB (an RSA and an EC public key); refuse anything huge.
+MAX_PARAMS_SIZE: Final = 64 * 1024
+# What EDNS(0) payload size to advertise: the DNS flag day 2020 value, avoiding fragmentation.
+_EDNS_PAYLOAD: Final = 1232
+_DOH_CONTENT_TYPE: Final = "application/dns-message"
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    ascii_domain_name: str
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    """The PoHTTP servers of an Internet endpoint, in the order to try them (RFC 2782)."""
+
+    targets: list[ServiceTarget]
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    ascii_domain_name: str
+    targets: list[ServiceTarget]
+
+
+@dataclass(frozen=True)
+class FetchedParams:
+    """DER-encoded NodeConnectionParams that parsed, base64-encoded (see messages.py)."""
+
+    der_b64: str
+    host: str
+
+    @property
+    def der(self) -> bytes:
+        return base64.b64decode(self.der_b64)
+
+
+def misconfigured(reason: str) -> ApplicationError:
+    # BENIGN: an expected outcome, so the SDK does not log it as an activity failure.
+    return ApplicationError(
+        reason, type=MISCONFIGURED, non_retryable=True, category=ApplicationErrorCategory.BENIGN
+    )
+
+
+def transient(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type=TRANSIENT)
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certifi's CAs, plus those in ``ca_file`` (a private PKI, or a test CA)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+class ResolverUnreachable(Exception):
+    """The resolver did not answer, or answered something that is not a DNS response."""
+
+
+class Resolver(Protocol):
+    async def query(self, query: dns.message.Message) -> dns.message.QueryMessage: ...
+
+
+class PlainDnsClient:
+    """Plain DNS over UDP, retried over TCP when the answer is truncated."""
+
+    def __init__(self, settings: DnsResolver, *, timeout: float = DNS_TIMEOUT) -> None:
+        self._settings = settings
+        self._timeout = timeout
+
+    async def query(self, query: dns.message.Message) -> dns.message.QueryMessage:
+        try:
+            response, _ = await dns.asyncquery.udp_with_fallback(
+                query, self._settings.host, timeout=self._timeout, port=self._settings.port
+            )
+        except (dns.exception.DNSException, OSError, EOFError) as error:
+            # Timeout, refused, or a reply that is not a response to our query.
+            raise ResolverUnreachable(f"{type(error).__name__}: {error}") from error
+        return _query_response(response)
+
+
+class DohClient:
+    """DNS-over-HTTPS (RFC 8484, POST), over our own httpx client.
+
+    dnspython's DoH client needs the separate ``httpx2`` stack; a DoH query is a single
+    POST, so ours shares the client, TLS settings and timeouts of the parameters fetch.
+    """
+
+    def __init__(self, url: str, client: httpx.AsyncClient, *, timeout: float = DNS_TIMEOUT):
+        self._url = url
+        self._client = client
+        self._timeout = timeout
+
+    async def query(self, query: dns.message.Message) -> dns.message.QueryMessage:
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(
+                    self._url,
+                    content=query.to_wire(),
+                    headers={"content-type": _DOH_CONTENT_TYPE, "accept": _DOH_CONTENT_TYPE},
+                )
+        except (httpx.HTTPError, TimeoutError) as error:
+            raise ResolverUnreachable(f"{type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise ResolverUnreachable(f"DoH resolver answered HTTP {response.status_code}")
+        try:
+            answer = dns.message.from_wire(response.content)
+        except dns.exception.DNSException as error:
+            raise ResolverUnreachable(f"DoH resolver sent a malformed message: {error}") from error
+        if not query.is_response(answer):
+            raise ResolverUnreachable("DoH resolver answered another query")
+        return _query_response(answer)
+
+
+def _query_response(message: dns.message.Message) -> dns.message.QueryMessage:
+    if not isinstance(message, dns.message.QueryMessage):  # e.g. an UPDATE opcode
+        raise ResolverUnreachable("The resolver's answer is not a query response")
+    return message
+
+
+def make_resolver(settings: DnsResolver | DohResolver, client: httpx.AsyncClient) -> Resolver:
+    if isinstance(settings, DnsResolver):
+        return PlainDnsClient(settings)
+    return DohClient(settings.url, client)
+
+
+class ConnectionParamsRetrieval:
+    """The activities of connection parameters retrieval; one instance per worker."""
+
+    def __init__(
+        self, resolver: Resolver, client: httpx.AsyncClient, *, rng: random.Random | None = None
+    ) -> None:
+        self._resolver = resolver
+        self._client = client  # carries the TLS trust and the Letro-Server user agent
+        self._rng = rng or random.SystemRandom()
+
+    @activity.defn(name="resolve_awala_endpoint")
+    async def resolve(self, request: ResolveRequest) -> ResolvedEndpoint:
+        name = pdc_srv_name(request.ascii_domain_name)
+        log = logger.bind(internetAddress=request.ascii_domain_name)
+        query = dns.message.make_query(
+            name, dns.rdatatype.SRV, want_dnssec=True, payload=_EDNS_PAYLOAD
+        )
+        # Ask for the AD bit (RFC 6840 §5.7): a validating resolver sets it only when the
+        # whole chain of the answer validated.
+        query.flags |= dns.flags.AD
+        try:
+            response = await self._resolver.query(query)
+        except ResolverUnreachable as error:
+            log.warning("Failed to use DNS resolver", err=str(error))
+            raise transient(f"DNS resolver unreachable: {error}") from error
+
+        rcode = response.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            log.info("Awala endpoint record not found")
+            raise misconfigured(f"No such domain: {name}")
+        if rcode != dns.rcode.NOERROR:
+            log.info("Invalid Awala DNS configuration", rcode=dns.rcode.to_text(rcode))
+            raise misconfigured(f"DNS lookup of {name} failed with {dns.rcode.to_text(rcode)}")
+        if not response.flags & dns.flags.AD:
+            log.info("Invalid Awala DNS configuration", err="answer not DNSSEC-validated")
+            raise misconfigured(f"The answer for {name} is not DNSSEC-validated (no AD flag)")
+        answer = response.resolve_chaining().answer  # follows CNAMEs, if any
+        records = [
+            SrvRecord(
+                priority=rdata.priority,
+                weight=rdata.weight,
+                port=rdata.port,
+                # The root name (".") says the service is not available: SrvRecord's "".
+                target=rdata.target.to_text(omit_final_dot=True).lower().removesuffix("."),
+            )
+            for rdata in (answer or [])
+            if isinstance(rdata, dns.rdtypes.IN.SRV.SRV)
+        ]
+        ordered = order_srv_records(records, self._rng)
+        if not ordered:
+            log.info("Awala endpoint record not found")
+            raise misconfigured(f"No usable SRV record at {name}")
+        targets = [ServiceTarget(record.target, record.port) for record in ordered]
+        log.debug("Awala endpoint record found", endpointHost=targets[0].host, targets=len(targets))
+        return ResolvedEndpoint(targets)
+
+    @activity.defn(name="fetch_connection_params")
+    async def fetch(self, request: FetchRequest) -> FetchedParams:
+        """Try the targets in order; the first definitive answer (good or bad) decides.
+
+        A target that cannot be reached, times out or answers 5xx passes the turn to the
+        next one; when none is left, the attempt fails transiently and is retried.
+        """
+        failures: list[str] = []
+        for target in request.targets[:MAX_TARGETS_PER_ATTEMPT]:
+            log = logger.bind(internetAddress=request.ascii_domain_name, endpointHost=target.host)
+            url = f"https://{target.host}:{target.port}/connection-params.der"
+            try:
+                async with asyncio.timeout(FETCH_TIMEOUT):
+                    status, content_type, body = await self._get(url)
+            except (httpx.HTTPError, TimeoutError, OSError) as error:
+                log.warning("Failed to retrieve connection params", err=repr(error), url=url)
+                failures.append(f"{url}: {type(error).__name__}")
+                continue
+            if status >= 500:
+                log.warning(
+                    "Failed to retrieve connection params due to server error", status=status
+                )
+                failures.append(f"{url}: HTTP {status}")
+                continue
+            if not 200 <= status < 300:
+                log.info(
+                    "Failed to retrieve connection params from non-PoHTTP-compatible server",
+                    status=status,
+                )
+                raise misconfigured(f"{url} answered HTTP {status}")
+            if _media_type(content_type) != CONNECTION_PARAMS_CONTENT_TYPE:
+                log.info(
+                    "Received invalid content type for connection params", contentType=content_type
+                )
+                raise misconfigured(f"{url} served content type {content_type!r}")
+            if body is None:
+                log.info("Connection params too large", limit=MAX_PARAMS_SIZE)
+                raise misconfigured(f"{url} served over {MAX_PARAMS_SIZE} bytes")
+            try:
+                parse_node_connection_params(body)
+            except InvalidConnectionParams as error:
+                log.info("Received malformed connection params", err=str(error))
+                raise misconfigured(
+                    f"{url} served invalid connection parameters: {error}"
+                ) from error
+            log.debug("Connection params retrieved", size=len(body))
+            return FetchedParams(der_b64=base64.b64encode(body).decode("ascii"), host=target.host)
+        raise transient("No PoHTTP server answered: " + "; ".join(failures))
+
+    async def _get(self, url: str) -> tuple[int, str, bytes | None]:
+        """Status, content type and body (None if over the size limit) of ``GET url``."""
+        async with self._client.stream("GET", url) as response:
+            content_type = response.headers.get("content-type", "")
+            if not 200 <= response.status_code < 300:
+                return response.status_code, content_type, b""
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_PARAMS_SIZE:
+                    return response.status_code, content_type, None
+            return response.status_code, content_type, bytes(body)
+
+
+def _media_type(content_type: str) -> str:
+    # Media types are case-insensitive, and parameters (say "; charset=binary") do not
+    # change what the body is; the original compared the whole header verbatim.
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def make_http_client(version: str, ca_file: Path | None) -> httpx.AsyncClient:
+    """The client for DoH queries and parameter fetches: our user agent, our trust store."""
+    return httpx.AsyncClient(
+        verify=tls_context(ca_file),
+        headers={"user-agent": f"Letro-Server/{version}"},
+        timeout=httpx.Timeout(FETCH_TIMEOUT),
+        follow_redirects=False,
+    )

@@ -1,0 +1,208 @@
+"""VeraId contact pairing material for the end-to-end tests, made with the Python libraries.
+
+One mock VeraId organisation (its DNSSEC chain anchored in a throwaway root the test worker
+is configured to trust) and agents that sign real ``contact-pairing.request`` bundles, plus
+Awala ``PrivateEndpointConnParams`` with a real PDA for the authorisation tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
+
+import veraid
+from awala.private_endpoint_conn_params import (
+    _CertificationPath,
+    _PrivateEndpointConnParams,
+)
+from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_request
+
+ORG_DOMAIN = "applepie.rocks"
+
+
+@functools.cache
+def _shared_key(index: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def spki(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def endpoint_id(key: rsa.RSAPrivateKey) -> str:
+    return "0" + hashlib.sha256(spki(key)).hexdigest()
+
+
+@dataclass(frozen=True)
+class VeraidOrg:
+    domain: str
+    period: veraid.DatePeriod
+    chain: veraid.MockChain
+    certificate: bytes
+    key: rsa.RSAPrivateKey
+
+    @property
+    def trust_anchor_setting(self) -> str:
+        anchor = self.chain.trust_anchor
+        return f"{anchor.key_tag} {anchor.algorithm} {anchor.digest_type} {anchor.digest.hex()}"
+
+    def bot_request(self, agent: VeraidAgent, target: str) -> bytes:
+        return veraid.sign_as_organisation(
+            serialise_contact_pairing_request(spki(agent.endpoint_key), target),
+            LETRO_SERVICE_OID,
+            self.chain.responses,
+            self.certificate,
+            self.key,
+            self.period.start,
+            self.period.end,
+            user_name=None,
+            encapsulate=True,
+        )
+
+
+def make_org(domain: str = ORG_DOMAIN) -> VeraidOrg:
+    now = datetime.now(UTC).replace(microsecond=0)
+    period = veraid.DatePeriod(now - timedelta(hours=1), now + timedelta(days=1))
+    key = _shared_key(0)
+    txt = veraid.generate_txt_rdata(key.public_key(), timedelta(hours=1))
+    chain = veraid.generate_mock_chain(domain, [txt], period)
+    certificate = veraid.issue_organisation_certificate(domain, key, period.start, period.end)
+    return VeraidOrg(domain, period, chain, certificate, key)
+
+
+@dataclass(frozen=True)
+class VeraidAgent:
+    """A Letro user with a VeraId member certificate and an Awala endpoint (RSA key)."""
+
+    org: VeraidOrg
+    user_name: str
+    endpoint_key: rsa.RSAPrivateKey
+
+    @property
+    def veraid_id(self) -> str:
+        return f"{self.user_name}@{self.org.domain}"
+
+    @property
+    def endpoint_id(self) -> str:
+        return endpoint_id(self.endpoint_key)
+
+    def pairing_request(
+        self,
+        target: str,
+        *,
+        key_spki: bytes | None = None,
+        plaintext: bytes | None = None,
+        service_oid: str = LETRO_SERVICE_OID,
+    ) -> bytes:
+        member_key = _shared_key(1)
+        member_certificate = veraid.issue_member_certificate(
+            self.user_name,
+            member_key.public_key(),
+            self.org.certificate,
+            self.org.key,
+            self.org.period.start,
+            self.org.period.end,
+        )
+        member_id_bundle = veraid.serialise_member_id_bundle(
+            self.org.chain.responses, self.org.certificate, member_certificate
+        )
+        if plaintext is None:
+            plaintext = serialise_contact_pairing_request(
+                key_spki or spki(self.endpoint_key), target
+            )
+        return veraid.sign_as_member(
+            plaintext,
+            service_oid,
+            member_id_bundle,
+            member_key,
+            self.org.period.start,
+            self.org.period.end,
+            encapsulate=True,
+        )
+
+
+def new_veraid_agent(org: VeraidOrg, name: str) -> VeraidAgent:
+    return VeraidAgent(org, f"{name}-{uuid.uuid4().hex[:10]}", new_rsa_key())
+
+
+# --- Awala connection parameters ---------------------------------------------------------------
+
+
+def _certificate(
+    subject_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    issuer_key: rsa.RSAPrivateKey,
+    *,
+    authority_key_id: bool = True,
+) -> x509.Certificate:
+    now = datetime.now(UTC)
+
+    def name(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> x509.Name:
+        digest = hashlib.sha256(spki(key)).hexdigest()
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "0" + digest[:63])])
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name(subject_key))
+        .issuer_name(name(issuer_key))
+        .public_key(subject_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if authority_key_id:
+        # As relaynet-core does: the key identifier is the SHA-256 of the issuer's SPKI,
+        # which makes "0" + its hex the issuer's endpoint id.
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier(hashlib.sha256(spki(issuer_key)).digest(), None, None),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def connection_params(
+    granter: rsa.RSAPrivateKey,
+    grantee: rsa.RSAPrivateKey,
+    *,
+    identity_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    authority_key_id: bool = True,
+) -> bytes:
+    """``PrivateEndpointConnParams`` by which ``granter`` authorises ``grantee``."""
+    pda = _certificate(grantee, granter, authority_key_id=authority_key_id)
+    granter_certificate = _certificate(granter, granter)
+    path = _CertificationPath(
+        {
+            "leaf": asn1_x509.Certificate.load(pda.public_bytes(Encoding.DER)),
+            "certificate_authorities": [
+                asn1_x509.Certificate.load(granter_certificate.public_bytes(Encoding.DER))
+            ],
+        }
+    )
+    params = _PrivateEndpointConnParams(
+        {
+            "identity_key": asn1_keys.PublicKeyInfo.load(spki(identity_key or granter)),
+            "internet_gateway_address": "braavos.relaycorp.cloud",
+            "delivery_auth": path,
+        }
+    )
+    der: bytes = params.dump(force=True)
+    return der
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,172 @@
+"""The VeraId Authority client against the development authority (a real HTTP server)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+import veraid
+from activities.veraid_authority import (
+    AuthorityClient,
+    AuthorityInvalidResponse,
+    AuthorityNotFound,
+    AuthorityRefused,
+    AuthorityUnauthorised,
+    AuthorityUnavailable,
+    GoogleIdToken,
+    MemberNameTaken,
+    StaticToken,
+)
+from infra.dev_authority import DevAuthority, DevAuthorityServer
+from infra.services import free_port
+from tests.account_helpers import SERVICE_OID, bundle_member_key_matches, pss_spki, spki
+from tests.conftest import DEV_AUTHORITY_TOKEN
+
+
+def _client(server: DevAuthorityServer, token: str = DEV_AUTHORITY_TOKEN) -> AuthorityClient:
+    return AuthorityClient(server.url + "/", StaticToken(token), timeout=5)
+
+
+def _name() -> str:
+    return "client-" + uuid.uuid4().hex[:8]
+
+
+async def _inject(server: DevAuthorityServer, **fault: object) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{server.url}/_dev/faults", json=fault)
+        assert response.status_code == 204
+
+
+async def test_member_key_and_bundle(dev_authority: DevAuthorityServer) -> None:
+    client = _client(dev_authority)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = _name()
+    member = await client.create_member("cuppa.fans", name)
+    assert member.self_path.startswith("/orgs/cuppa.fans/members/")
+    key_paths = await client.import_public_key(member.public_keys_path, pss_spki(key), SERVICE_OID)
+    bundle = await client.get_member_bundle(key_paths.bundle_path)
+    result = veraid.verify_member_id_bundle(
+        bundle,
+        SERVICE_OID,
+        datetime.now(UTC),
+        trust_anchors=[dev_authority.authority.trust_anchor],
+    )
+    assert str(result.member) == f"{name}@cuppa.fans"
+    assert bundle_member_key_matches(bundle, pss_spki(key))
+    await client.delete_member(member.self_path)
+    with pytest.raises(AuthorityNotFound):
+        await client.delete_member(member.self_path)
+    await client.close()
+
+
+async def test_non_rsa_member_keys_are_refused(dev_authority: DevAuthorityServer) -> None:
+    # VeraId member certificates carry RSA keys only.
+    client = _client(dev_authority)
+    key = ed25519.Ed25519PrivateKey.generate()
+    member = await client.create_member("nautilus.ink", _name())
+    with pytest.raises(AuthorityRefused) as refused:
+        await client.import_public_key(member.public_keys_path, spki(key), SERVICE_OID)
+    assert refused.value.problem == "https://veraid.net/problems/malformed-public-key"
+    await client.close()
+
+
+async def test_errors_map_to_types(dev_authority: DevAuthorityServer) -> None:
+    client = _client(dev_authority)
+    name = _name()
+    await client.create_member("applepie.rocks", name)
+    with pytest.raises(MemberNameTaken) as taken:
+        await client.create_member("applepie.rocks", name)
+    assert taken.value.status == 409
+    assert taken.value.problem == "https://veraid.net/problems/existing-member-name"
+    with pytest.raises(AuthorityNotFound):
+        await client.create_member("not-ours.example", _name())
+    with pytest.raises(AuthorityRefused) as malformed:
+        await client.create_member("applepie.rocks", "tab\there")
+    assert malformed.value.problem == "https://veraid.net/problems/malformed-member-name"
+    await _inject(dev_authority, operation="create_member", name=name + "x", statuses=[500])
+    with pytest.raises(AuthorityUnavailable):
+        await client.create_member("applepie.rocks", name + "x")
+    await client.create_member("applepie.rocks", name + "x")  # the fault was for one request
+    await client.close()
+
+    intruder = _client(dev_authority, token="wrong")
+    with pytest.raises(AuthorityUnauthorised):
+        await intruder.create_member("applepie.rocks", _name())
+    await intruder.close()
+
+
+async def test_unreachable_authority_is_unavailable() -> None:
+    client = AuthorityClient(f"http://127.0.0.1:{free_port()}", StaticToken("t"), timeout=2)
+    with pytest.raises(AuthorityUnavailable):
+        await client.create_member("applepie.rocks", "alice")
+    await client.close()
+
+
+async def test_responses_not_matching_the_api_are_invalid() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"self": "no-slash", "publicKeys": "/x"})
+        return httpx.Response(200, content=b"x", headers={"content-type": "text/plain"})
+
+    client = AuthorityClient(
+        "http://authority.test", StaticToken("t"), transport=httpx.MockTransport(handler)
+    )
+    with pytest.raises(AuthorityInvalidResponse):
+        await client.create_member("applepie.rocks", "alice")
+    with pytest.raises(AuthorityInvalidResponse):
+        await client.get_member_bundle("/orgs/a/members/b/public-keys/c/bundle")
+    await client.close()
+
+
+async def test_requests_carry_the_token_and_documented_body() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"self": "/orgs/o/members/1", "publicKeys": "/k"})
+
+    client = AuthorityClient(
+        "http://authority.test/", StaticToken("sekret"), transport=httpx.MockTransport(handler)
+    )
+    await client.create_member("o", "alice")
+    await client.close()
+    assert str(seen[0].url) == "http://authority.test/orgs/o/members"
+    assert seen[0].headers["authorization"] == "Bearer sekret"
+    assert seen[0].read() == b'{"name":"alice","role":"REGULAR"}'
+
+
+def test_dev_authority_keeps_its_keys_in_key_dir(tmp_path: Path) -> None:
+    first = DevAuthority(["applepie.rocks"], "t", key_dir=tmp_path)
+    again = DevAuthority(["applepie.rocks"], "t", key_dir=tmp_path)
+    other = DevAuthority(["applepie.rocks"], "t")
+    assert first.trust_anchor == again.trust_anchor != other.trust_anchor
+    assert (tmp_path / "root.pem").stat().st_mode & 0o777 == 0o600
+
+
+class _CountingIdToken(GoogleIdToken):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__("https://authority.example")
+        self.fetches = 0
+        self._fail = fail
+
+    def _fetch(self) -> str:
+        self.fetches += 1
+        if self._fail:
+            raise OSError("metadata server unreachable")
+        return f"id-token-{self.fetches}"
+
+
+async def test_google_id_tokens_are_cached() -> None:
+    tokens = _CountingIdToken()
+    assert [await tokens.token() for _ in range(3)] == ["id-token-1"] * 3
+    assert tokens.fetches == 1
+
+
+async def test_google_id_token_failure_is_transient() -> None:
+    with pytest.raises(AuthorityUnavailable, match="Google ID token"):
+        await _CountingIdToken(fail=True).token()

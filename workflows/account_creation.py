@@ -1,0 +1,272 @@
+"""Account creation: one workflow per account request, a saga against the VeraId Authority.
+
+The workflow id is the sender's endpoint id plus a hash of the request's bytes, and the
+ingress uses signal-with-start, so a broker redelivery or the agent resending the same
+request reaches the running (or lingering) workflow instead of creating a second member.
+Once the account exists the workflow stays open for a while, answering each further copy of
+the request with the same reply (same content, same event id), then ends.
+
+Steps: create the member (with a random numeric suffix when the name is taken), import the
+request's key for Letro's service OID, fetch the member id bundle, reply. If the key import
+or the bundle retrieval fails for good, the member is deleted so no orphan remains.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.accounts import (
+        LETRO_SERVICE_OID,
+        AccountRequestCheck,
+        AccountRequestToCheck,
+        AccountToCreate,
+        CreatedMember,
+        ImportedKey,
+        KeyToImport,
+        MemberToCreate,
+    )
+    from activities.messages import OutgoingMessage
+    from awala.service_messages import default_expiry
+    from letro.account_messages import serialise_account_creation
+    from letro.account_names import name_with_suffix
+    from letro.content_types import ACCOUNT_CREATION
+
+WORKFLOW_ID_PREFIX = "account-creation"
+SIGNAL_NAME = "account_request"
+
+# Transient Authority failures are retried with backoff until the configured deadline
+# (``schedule_to_close_timeout``); each attempt is bounded on its own too.
+_AUTHORITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+_AUTHORITY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+# Compensation and the reply must eventually happen, however long the outage.
+_RETRY_FOREVER = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+_CHECK_TIMEOUT = timedelta(seconds=30)
+_T = TypeVar("_T")
+_EMIT_TIMEOUT = timedelta(seconds=15)
+
+
+def workflow_id_for(sender_endpoint_id: str, content: bytes) -> str:
+    """The same for every copy of one request from one endpoint."""
+    digest = hashlib.sha256(content).hexdigest()[:32]
+    return f"{WORKFLOW_ID_PREFIX}:{sender_endpoint_id}:{digest}"
+
+
+@dataclass(frozen=True)
+class AccountRequestReceived:
+    """Signal: one copy of the request, as the ingress received it."""
+
+    parcel_id: str
+    server_endpoint_id: str
+    sender_endpoint_id: str
+    content_b64: str
+
+
+@dataclass(frozen=True)
+class AccountCreationInput:
+    pass
+
+
+@dataclass(frozen=True)
+class AccountCreationOutcome:
+    assigned_user_id: str | None  # None: no account (refused request or Authority failure)
+    replies_sent: int
+
+
+@dataclass(frozen=True)
+class AccountCreationStatus:
+    assigned_user_id: str | None
+    copies_received: int
+    replies_sent: int
+
+
+class _NoAccount(Exception):
+    """The saga ended without an account; already logged."""
+
+
+@workflow.defn(name="AccountCreation")
+class AccountCreation:
+    def __init__(self) -> None:
+        self._inbox: list[AccountRequestReceived] = []
+        self._copies = 0
+        self._replies = 0
+        self._assigned: str | None = None
+
+    @workflow.signal(name=SIGNAL_NAME)
+    def receive_request(self, request: AccountRequestReceived) -> None:
+        self._inbox.append(request)
+        self._copies += 1
+
+    @workflow.query(name="status")
+    def status(self) -> AccountCreationStatus:
+        return AccountCreationStatus(self._assigned, self._copies, self._replies)
+
+    @workflow.run
+    async def run(self, _: AccountCreationInput) -> AccountCreationOutcome:
+        await workflow.wait_condition(lambda: bool(self._inbox))
+        first = self._inbox[0]
+        check: AccountRequestCheck = await workflow.execute_local_activity(
+            "check_account_request",
+            AccountRequestToCheck(first.content_b64, first.sender_endpoint_id),
+            result_type=AccountRequestCheck,
+            start_to_close_timeout=_CHECK_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        account = check.account
+        if account is None:
+            return AccountCreationOutcome(None, 0)
+        try:
+            assigned, bundle_b64 = await self._create(account)
+        except _NoAccount:
+            return AccountCreationOutcome(None, 0)
+        self._assigned = assigned
+        reply = self._reply(first, account, assigned, bundle_b64)
+
+        # Every copy received so far (including those that arrived during the saga) is
+        # answered by this one reply; later copies get it again, until the window closes.
+        window = timedelta(seconds=account.dedup_window_seconds)
+        while True:
+            self._inbox.clear()
+            await self._emit(reply)
+            try:
+                await workflow.wait_condition(lambda: bool(self._inbox), timeout=window)
+            except TimeoutError:
+                return AccountCreationOutcome(assigned, self._replies)
+            workflow.logger.info(
+                "Account request received again; sending the same reply",
+                extra={"userId": assigned, "parcelId": self._inbox[-1].parcel_id},
+            )
+
+    async def _create(self, account: AccountToCreate) -> tuple[str, str]:
+        member, user_id = await self._create_member(account)
+        try:
+            key: ImportedKey = await self._authority_call(
+                "import_vauth_public_key",
+                KeyToImport(member.public_keys_path, account.public_key_b64, LETRO_SERVICE_OID),
+                ImportedKey,
+                account,
+            )
+            bundle_b64: str = await self._authority_call(
+                "get_vauth_member_bundle", key, str, account
+            )
+        except ActivityError as error:
+            workflow.logger.error(
+                "Failed to complete user creation; deleting the member",
+                extra={"memberPath": member.self_path, "err": _cause(error)},
+            )
+            await workflow.execute_activity(
+                "delete_vauth_member",
+                member,
+                start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
+                retry_policy=_RETRY_FOREVER,
+            )
+            workflow.logger.info("Member deleted", extra={"memberPath": member.self_path})
+            raise _NoAccount from None
+        return user_id, bundle_b64
+
+    async def _create_member(self, account: AccountToCreate) -> tuple[CreatedMember, str]:
+        name = account.user_name
+        for attempt in range(account.name_attempts):
+            if attempt:
+                name = name_with_suffix(account.user_name, workflow.random())
+            try:
+                member: CreatedMember = await self._authority_call(
+                    "create_vauth_member",
+                    MemberToCreate(account.domain, name),
+                    CreatedMember,
+                    account,
+                )
+            except ActivityError as error:
+                if _error_type(error) == "MemberNameTaken":
+                    workflow.logger.debug(
+                        "User name taken; will try adding a random suffix",
+                        extra={"userName": name},
+                    )
+                    continue
+                workflow.logger.error(
+                    "Failed to create user", extra={"userName": name, "err": _cause(error)}
+                )
+                raise _NoAccount from None
+            workflow.logger.info("User created in VeraId Authority", extra={"userName": name})
+            return member, f"{name}@{account.domain}"
+        workflow.logger.error(
+            "Failed to create user: all user names considered were taken",
+            extra={"userName": account.user_name, "attempts": account.name_attempts},
+        )
+        raise _NoAccount
+
+    async def _authority_call(
+        self, activity: str, argument: object, result_type: type[_T], account: AccountToCreate
+    ) -> _T:
+        result: _T = await workflow.execute_activity(
+            activity,
+            argument,
+            result_type=result_type,
+            schedule_to_close_timeout=timedelta(seconds=account.authority_retry_seconds),
+            start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
+            retry_policy=_AUTHORITY_RETRY,
+        )
+        return result
+
+    def _reply(
+        self,
+        request: AccountRequestReceived,
+        account: AccountToCreate,
+        assigned: str,
+        bundle_b64: str,
+    ) -> OutgoingMessage:
+        content = serialise_account_creation(
+            account.requested_user_name, account.locale, assigned, base64.b64decode(bundle_b64)
+        )
+        now = workflow.now()
+        info = workflow.info()
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}")
+        return OutgoingMessage(
+            event_id=str(event_id),
+            sender_endpoint_id=request.server_endpoint_id,
+            recipient_endpoint_id=request.sender_endpoint_id,
+            content_type=ACCOUNT_CREATION,
+            content_b64=base64.b64encode(content).decode("ascii"),
+            creation_time=now,
+            expiry_time=default_expiry(now),
+        )
+
+    async def _emit(self, reply: OutgoingMessage) -> None:
+        await workflow.execute_local_activity(
+            "emit_service_message",
+            reply,
+            start_to_close_timeout=_EMIT_TIMEOUT,
+            retry_policy=_RETRY_FOREVER,
+        )
+        self._replies += 1
+        workflow.logger.info(
+            "Account creation reply sent",
+            extra={"userId": self._assigned, "eventId": reply.event_id, "replies": self._replies},
+        )
+
+
+def _cause(error: ActivityError) -> str:
+    cause = error.cause
+    return str(cause) if cause is not None else str(error)
+
+
+def _error_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None

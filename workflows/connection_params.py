@@ -1,0 +1,180 @@
+"""Connection parameters retrieval: one workflow per request, answered exactly once.
+
+The agent names an Internet endpoint by domain name (already checked by the ingress).
+The workflow resolves its ``_awala-pdc._tcp`` SRV record, fetches the parameters from the
+PoHTTP server it names, and replies with them, or with ``misconfigured-internet-endpoint``
+echoing the name. Transient failures are retried with backoff until ``retry_seconds``
+after the request arrived; then the endpoint is reported misconfigured too, with an error
+log line, so the agent always gets an answer.
+
+The workflow id is derived from the parcel, so a redelivered event maps to the same
+workflow and the ingress's start is then a no-op.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.connection_params import (
+        MISCONFIGURED,
+        FetchedParams,
+        FetchRequest,
+        ResolvedEndpoint,
+        ResolveRequest,
+    )
+    from activities.messages import OutgoingMessage
+    from awala.service_messages import default_expiry
+    from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
+
+WORKFLOW_ID_PREFIX = "connection-params"
+# Parcel ids are chosen by the sender; long ones are hashed to keep under Temporal's limit.
+_MAX_PARCEL_ID_IN_WORKFLOW_ID = 200
+
+# Resolution and fetch are regular activities, not local ones: they wait on third-party
+# servers (up to 3 s per target) and are retried for minutes, which a local activity would
+# do inside the workflow task; as regular activities each pending attempt and its last
+# failure show in the Web UI. Backoff from 1 s doubling to 30 s; the overall bound is the
+# request's retry window, applied as the schedule-to-close timeout of each activity.
+_TRANSIENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[MISCONFIGURED],
+)
+_RESOLVE_ATTEMPT_TIMEOUT = timedelta(seconds=10)
+_FETCH_ATTEMPT_TIMEOUT = timedelta(seconds=15)  # up to 3 targets x 3 s, plus margin
+# The reply is emitted as in legacy pairing: a quick local activity retried until it
+# succeeds, so an answer that was decided is never lost.
+_EMIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+_EMIT_TIMEOUT = timedelta(seconds=15)
+
+
+def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
+    """The id of the workflow answering one parcel; parcel ids are scoped to their sender."""
+    if len(parcel_id) > _MAX_PARCEL_ID_IN_WORKFLOW_ID:
+        parcel_id = "sha256-" + hashlib.sha256(parcel_id.encode()).hexdigest()
+    return f"{WORKFLOW_ID_PREFIX}:{sender_endpoint_id}:{parcel_id}"
+
+
+@dataclass(frozen=True)
+class ConnectionParamsInput:
+    parcel_id: str
+    server_endpoint_id: str
+    requester_endpoint_id: str
+    domain_name: str  # as the agent sent it: echoed in a misconfigured reply
+    ascii_domain_name: str  # its A-label form: what is looked up
+    retry_seconds: float
+
+
+@dataclass(frozen=True)
+class ConnectionParamsOutcome:
+    """What was sent back, and why; the workflow's result, for operators and tests."""
+
+    content_type: str
+    reason: str
+    gave_up_after_retries: bool = False
+
+
+@workflow.defn(name="ConnectionParamsRetrieval")
+class ConnectionParamsRetrieval:
+    @workflow.run
+    async def run(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
+        # The window opens when a worker first runs the workflow, not when the ingress
+        # started it: an outage of our own workers must not count against the endpoint.
+        deadline = workflow.now() + timedelta(seconds=request.retry_seconds)
+        log_fields = {
+            "internetAddress": request.ascii_domain_name,
+            "peerId": request.requester_endpoint_id,
+            "parcelId": request.parcel_id,
+        }
+        try:
+            endpoint = await workflow.execute_activity(
+                "resolve_awala_endpoint",
+                ResolveRequest(request.ascii_domain_name),
+                result_type=ResolvedEndpoint,
+                start_to_close_timeout=_RESOLVE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=_budget(deadline, _RESOLVE_ATTEMPT_TIMEOUT),
+                retry_policy=_TRANSIENT_RETRY,
+            )
+            fetched = await workflow.execute_activity(
+                "fetch_connection_params",
+                FetchRequest(request.ascii_domain_name, endpoint.targets),
+                result_type=FetchedParams,
+                start_to_close_timeout=_FETCH_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=_budget(deadline, _FETCH_ATTEMPT_TIMEOUT),
+                retry_policy=_TRANSIENT_RETRY,
+            )
+        except ActivityError as error:
+            outcome = self._misconfigured(error, log_fields)
+            await self._reply(request, outcome.content_type, request.domain_name.encode("utf-8"))
+            return outcome
+
+        await self._reply(request, CONNECTION_PARAMS, fetched.der)
+        workflow.logger.info(
+            "Connection parameters sent", extra={**log_fields, "endpointHost": fetched.host}
+        )
+        return ConnectionParamsOutcome(CONNECTION_PARAMS, f"served by {fetched.host}")
+
+    @staticmethod
+    def _misconfigured(error: ActivityError, log_fields: dict[str, str]) -> ConnectionParamsOutcome:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == MISCONFIGURED:
+            workflow.logger.info(
+                "Internet endpoint is misconfigured", extra={**log_fields, "reason": cause.message}
+            )
+            return ConnectionParamsOutcome(MISCONFIGURED_INTERNET_ENDPOINT, cause.message)
+        # Retries exhausted: the retry window closed on a transient failure.
+        reason = str(cause) if cause is not None else str(error)
+        workflow.logger.error(
+            "Gave up retrieving connection params after transient failures",
+            extra={**log_fields, "err": reason},
+        )
+        return ConnectionParamsOutcome(MISCONFIGURED_INTERNET_ENDPOINT, reason, True)
+
+    async def _reply(
+        self, request: ConnectionParamsInput, content_type: str, content: bytes
+    ) -> None:
+        now = workflow.now()
+        message = OutgoingMessage(
+            event_id=_event_id("reply"),
+            sender_endpoint_id=request.server_endpoint_id,
+            recipient_endpoint_id=request.requester_endpoint_id,
+            content_type=content_type,
+            content_b64=base64.b64encode(content).decode("ascii"),
+            creation_time=now,
+            expiry_time=default_expiry(now),
+        )
+        await workflow.execute_local_activity(
+            "emit_service_message",
+            message,
+            start_to_close_timeout=_EMIT_TIMEOUT,
+            retry_policy=_EMIT_RETRY,
+        )
+
+
+def _budget(deadline: datetime, attempt_timeout: timedelta) -> timedelta:
+    """What is left of the retry window, but always room for one whole attempt.
+
+    So each step is tried at least once even when the window closed while the workflow
+    waited for a worker, and the whole retrieval stays bounded: window plus one attempt.
+    """
+    return max(deadline - workflow.now(), attempt_timeout)
+
+
+def _event_id(step: str) -> str:
+    """An outgoing event id fixed by the workflow run and step: a retried emission reuses it."""
+    info = workflow.info()
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}/{step}"))

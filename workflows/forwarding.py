@@ -1,0 +1,53 @@
+"""Forwarding one service message to another endpoint: pairing authorisations.
+
+The ingress has already checked the message (it is cheap: one DER parse and a hash) and
+chosen recipient, type and content; the workflow only makes the emission durable. Its id
+comes from the sender and parcel, so a redelivered message is not forwarded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.messages import OutgoingMessage
+    from awala.service_messages import default_expiry
+    from workflows.pairing import RETRY_FOREVER, event_id
+
+WORKFLOW_ID_PREFIX = "forward"
+
+
+def workflow_id_for(sender_id: str, parcel_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}:{sender_id}:{parcel_id}"
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    server_endpoint_id: str
+    recipient_endpoint_id: str
+    content_type: str
+    content_b64: str
+
+
+@workflow.defn(name="ForwardServiceMessage")
+class ForwardServiceMessage:
+    @workflow.run
+    async def run(self, forwarding: Forwarding) -> None:
+        now = workflow.now()
+        await workflow.execute_local_activity(
+            "emit_service_message",
+            OutgoingMessage(
+                event_id=event_id("forward"),
+                sender_endpoint_id=forwarding.server_endpoint_id,
+                recipient_endpoint_id=forwarding.recipient_endpoint_id,
+                content_type=forwarding.content_type,
+                content_b64=forwarding.content_b64,
+                creation_time=now,
+                expiry_time=default_expiry(now),
+            ),
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=RETRY_FOREVER,
+        )

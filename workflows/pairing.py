@@ -1,0 +1,284 @@
+"""Contact pairing: one workflow per unordered pair of VeraId ids (shared by both protocols).
+
+Both requests of a pair are signalled (with signal-with-start) to the same workflow, so
+they meet in one place whatever their order or timing: a race can neither lose nor
+duplicate a match. The workflow mirrors its pending request in MongoDB, sends each side
+the other's details once both have asked, and forgets a request 90 days after it was
+first received. It then lingers for a while, remembering the parcels it consumed, so a
+broker's late redelivery of a request it already matched has no effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.messages import (
+        OutgoingMessage,
+        PairingRequestReceived,
+        PairingRequestsToDelete,
+        PendingPairingRequest,
+    )
+    from awala.service_messages import default_expiry
+
+SIGNAL_NAME = "pairing_request"
+# Parcels remembered for deduplication; far more than one pair ever sends between matches.
+MAX_REMEMBERED_PARCELS = 64
+
+# All three activities are quick and idempotent, so they run as local activities: a
+# round trip to the Temporal server per step would halve the pairing rate. Transient
+# failures (broker or MongoDB down) are retried with backoff, without a deadline, so a
+# request that was accepted is never dropped; the Web UI shows the attempts.
+RETRY_FOREVER = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+_EMIT_TIMEOUT = timedelta(seconds=15)
+_STORE_TIMEOUT = timedelta(seconds=10)
+
+
+def pair_workflow_id(prefix: str, veraid_id_a: str, veraid_id_b: str) -> str:
+    """The id of the pair's workflow, the same whichever side asks first.
+
+    VeraId domain names cannot contain ':', so the id is unambiguous and readable. Each
+    protocol has its own prefix, so its requests never meet the other protocol's.
+    """
+    first, second = sorted((veraid_id_a, veraid_id_b))
+    return f"{prefix}:{first}:{second}"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    request: PairingRequestReceived
+    first_received: datetime
+
+
+@dataclass
+class PairingInput:
+    veraid_ids: list[str]
+    request_ttl_seconds: float
+    dedup_window_seconds: float = 3600.0
+    # State carried across continue-as-new.
+    pending: list[_Pending] = field(default_factory=list)
+    seen_parcels: list[str] = field(default_factory=list)
+    matches: int = 0
+    expirations: int = 0
+
+
+@dataclass(frozen=True)
+class PairingOutcome:
+    matches: int
+    expirations: int
+
+
+@dataclass(frozen=True)
+class PairingStatus:
+    """What the ``status`` query shows an operator (or a test) about the pair right now."""
+
+    pending_requesters: list[str]
+    matches: int
+    expirations: int
+    redeliveries_ignored: int
+
+
+class PairWorkflow:
+    """What both pairing protocols share; subclasses say how a match is worded.
+
+    Temporal requires ``@workflow.run`` on the registered class itself, so each subclass
+    declares ``run`` and calls :meth:`_run`.
+    """
+
+    KIND: str = ""  # the stored requests' discriminator, see activities.pairing_store
+
+    def __init__(self) -> None:
+        self._inbox: list[PairingRequestReceived] = []
+        self._pending: dict[str, _Pending] = {}
+        self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
+        self._redeliveries_ignored = 0
+
+    @workflow.signal(name=SIGNAL_NAME)
+    def receive_request(self, request: PairingRequestReceived) -> None:
+        self._inbox.append(request)
+
+    @workflow.query(name="status")
+    def status(self) -> PairingStatus:
+        return PairingStatus(
+            pending_requesters=sorted(self._pending),
+            matches=self._state.matches,
+            expirations=self._state.expirations,
+            redeliveries_ignored=self._redeliveries_ignored,
+        )
+
+    def _match_message(
+        self, recipient: PairingRequestReceived, contact: PairingRequestReceived
+    ) -> tuple[str, bytes]:
+        """The content type and content telling ``recipient`` about ``contact``."""
+        raise NotImplementedError
+
+    async def _run(self, state: PairingInput) -> PairingOutcome:
+        self._state = state
+        pending = self._pending = {item.request.requester_veraid_id: item for item in state.pending}
+        seen = list(state.seen_parcels)
+        ttl = timedelta(seconds=state.request_ttl_seconds)
+        idle_since = workflow.now()
+
+        while True:
+            if pending:
+                deadline = min(item.first_received for item in pending.values()) + ttl
+            else:
+                deadline = idle_since + timedelta(seconds=state.dedup_window_seconds)
+            timeout = max(deadline - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
+            except TimeoutError:
+                if not pending:
+                    return PairingOutcome(state.matches, state.expirations)
+                await self._expire(state.veraid_ids, list(pending.values()))
+                state.expirations += len(pending)
+                pending.clear()
+                idle_since = workflow.now()
+                continue
+
+            updated = self._take_inbox(pending, seen)
+            if len(pending) == 2:
+                await self._deliver_match(list(pending.values()), state.matches)
+                state.matches += 1
+                pending.clear()
+            elif updated:
+                await self._store(updated)
+            idle_since = workflow.now()
+
+            if self._inbox or not workflow.info().is_continue_as_new_suggested():
+                continue
+            # Nothing awaits between the inbox check above and this call, so no signal
+            # can slip in unprocessed.
+            state.pending = list(pending.values())
+            state.seen_parcels = seen
+            workflow.continue_as_new(state)
+
+    def _take_inbox(self, pending: dict[str, _Pending], seen: list[str]) -> list[_Pending]:
+        """Fold new requests into ``pending``; return those that changed."""
+        updated: dict[str, _Pending] = {}
+        for request in self._inbox:
+            if request.dedup_key in seen:
+                self._redeliveries_ignored += 1
+                workflow.logger.info(
+                    "Ignored redelivered pairing request", extra={"parcelId": request.parcel_id}
+                )
+                continue
+            seen.append(request.dedup_key)
+            previous = pending.get(request.requester_veraid_id)
+            # A resend replaces the endpoint and key but does not extend the expiry.
+            first_received = previous.first_received if previous else workflow.now()
+            item = _Pending(request, first_received)
+            pending[request.requester_veraid_id] = updated[request.requester_veraid_id] = item
+            workflow.logger.info(
+                "Contact request created or updated",
+                extra={
+                    "requesterVeraidId": request.requester_veraid_id,
+                    "targetVeraidId": request.target_veraid_id,
+                    "parcelId": request.parcel_id,
+                },
+            )
+        self._inbox.clear()
+        del seen[:-MAX_REMEMBERED_PARCELS]
+        return list(updated.values())
+
+    async def _store(self, items: Sequence[_Pending]) -> None:
+        await asyncio.gather(
+            *(
+                workflow.execute_local_activity(
+                    "store_pending_pairing_request",
+                    PendingPairingRequest(
+                        requester_veraid_id=item.request.requester_veraid_id,
+                        target_veraid_id=item.request.target_veraid_id,
+                        requester_endpoint_id=item.request.requester_endpoint_id,
+                        requester_id_key_b64=item.request.requester_id_key_b64,
+                        first_received=item.first_received,
+                        kind=self.KIND,
+                        signature_bundle_b64=item.request.signature_bundle_b64 or None,
+                    ),
+                    start_to_close_timeout=_STORE_TIMEOUT,
+                    retry_policy=RETRY_FOREVER,
+                )
+                for item in items
+            )
+        )
+
+    async def _deliver_match(self, pair: Sequence[_Pending], match_number: int) -> None:
+        first, second = (item.request for item in pair)
+        await asyncio.gather(
+            self._send_match(recipient=first, contact=second, match_number=match_number),
+            self._send_match(recipient=second, contact=first, match_number=match_number),
+        )
+        await self._delete(first.requester_veraid_id, first.target_veraid_id)
+        workflow.logger.info(
+            "Contact request matched",
+            extra={
+                "requesterVeraidId": second.requester_veraid_id,
+                "targetVeraidId": second.target_veraid_id,
+            },
+        )
+
+    async def _send_match(
+        self,
+        *,
+        recipient: PairingRequestReceived,
+        contact: PairingRequestReceived,
+        match_number: int,
+    ) -> None:
+        content_type, content = self._match_message(recipient, contact)
+        now = workflow.now()
+        message = OutgoingMessage(
+            event_id=event_id(f"match-{match_number}-to-{recipient.requester_veraid_id}"),
+            sender_endpoint_id=recipient.server_endpoint_id,
+            recipient_endpoint_id=recipient.requester_endpoint_id,
+            content_type=content_type,
+            content_b64=base64.b64encode(content).decode("ascii"),
+            creation_time=now,
+            expiry_time=default_expiry(now),
+        )
+        await workflow.execute_local_activity(
+            "emit_service_message",
+            message,
+            start_to_close_timeout=_EMIT_TIMEOUT,
+            retry_policy=RETRY_FOREVER,
+        )
+        workflow.logger.info(
+            "Pairing match sent",
+            extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
+        )
+
+    async def _expire(self, veraid_ids: Sequence[str], expired: Sequence[_Pending]) -> None:
+        await self._delete(*veraid_ids)
+        for item in expired:
+            workflow.logger.info(
+                "Contact request expired",
+                extra={
+                    "requesterVeraidId": item.request.requester_veraid_id,
+                    "targetVeraidId": item.request.target_veraid_id,
+                },
+            )
+
+    async def _delete(self, veraid_id_a: str, veraid_id_b: str) -> None:
+        await workflow.execute_local_activity(
+            "delete_pairing_requests",
+            PairingRequestsToDelete(veraid_id_a, veraid_id_b, kind=self.KIND),
+            start_to_close_timeout=_STORE_TIMEOUT,
+            retry_policy=RETRY_FOREVER,
+        )
+
+
+def event_id(step: str) -> str:
+    """An outgoing event id fixed by the workflow run and step: a retried emission reuses it."""
+    info = workflow.info()
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}/{step}"))
