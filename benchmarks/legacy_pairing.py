@@ -22,10 +22,12 @@ the floor worker finished the last one, so both include everything a pair makes 
 and the worker do, not only the acknowledgements; the target ratio compares these two. The
 acceptance rates (requests answered 204, signal-with-starts accepted) are printed as well,
 with their own ratio. Latency is from sending a pair's second request to both its match
-messages arriving at the sink.
+messages arriving at the sink. In the closed loop requests are accepted faster than pairs
+are matched, so its latency is mostly time queued behind the backlog; the open loop's is
+the one to read as the service's latency at a given load.
 
-Exit status: 0 when every request was accepted and every pair got exactly one correct match
-per side; 1 on any such correctness failure; 130 on Ctrl-C.
+Exit status: 0 when every request was accepted, every pair got exactly one correct match
+per side and every floor signal-with-start was accepted; 1 otherwise; 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -221,12 +223,14 @@ class PairingClient:
         """Post one pairing request; return the status code, or the last error's name."""
         headers = _event_headers(requester.endpoint_id)
         content = requester.request_to(target)
+        outcome = "error:not sent"
         for attempt in range(TRANSPORT_RETRIES + 1):
             try:
                 response = await self._http.post(self._url, headers=headers, content=content)
             except httpx.TransportError as error:
                 outcome = f"error:{type(error).__name__}"
-                self.transport_retries += attempt < TRANSPORT_RETRIES
+                if attempt < TRANSPORT_RETRIES:
+                    self.transport_retries += 1
                 continue
             return str(response.status_code)
         return outcome
