@@ -29,11 +29,7 @@ from awala.service_messages import (
     incoming_message_from_event,
     outgoing_message_to_event,
 )
-
-PARCEL_ID = "f2b6d0c4-64b4-4d0c-9c53-2a0b1f7e2a11"
-SENDER_ID = "0" + "a1" * 32
-RECIPIENT_ID = "0" + "b2" * 32
-CONTENT_TYPE = "application/vnd.relaycorp.letro.pairing-request-tmp"
+from tests.awala_samples import CONTENT_TYPE, CREATION, PARCEL_ID, RECIPIENT_ID, SENDER_ID
 
 # Bodies that a decoder might turn into text or JSON values instead of passing them through.
 BODIES = {
@@ -508,8 +504,6 @@ def test_pubsub_push_invalid_event(changes: dict[str, Any]) -> None:
 
 
 # --- Outgoing: event_to_binary_http and event_to_pubsub_message ------------------------
-
-CREATION = datetime(2024, 2, 29, 12, 34, 56, 789123, tzinfo=UTC)
 
 
 def _outgoing(**overrides: Any) -> OutgoingServiceMessage:

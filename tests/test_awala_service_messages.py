@@ -22,11 +22,7 @@ from awala.service_messages import (
     incoming_message_from_event,
     outgoing_message_to_event,
 )
-
-PARCEL_ID = "f2b6d0c4-64b4-4d0c-9c53-2a0b1f7e2a11"
-SENDER_ID = "0" + "a1" * 32
-RECIPIENT_ID = "0" + "b2" * 32
-CONTENT_TYPE = "application/vnd.relaycorp.letro.pairing-request-tmp"
+from tests.awala_samples import CONTENT_TYPE, CREATION, PARCEL_ID, RECIPIENT_ID, SENDER_ID
 
 # Content that a lenient decoder would turn into text or JSON values instead of bytes.
 CONTENTS = {
@@ -169,8 +165,6 @@ def test_incoming_time_and_expiry_are_ignored() -> None:
 
 
 # --- OutgoingServiceMessage ------------------------------------------------------------
-
-CREATION = datetime(2024, 2, 29, 12, 34, 56, 789123, tzinfo=UTC)
 
 
 def _outgoing(**overrides: Any) -> OutgoingServiceMessage:
