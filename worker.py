@@ -22,7 +22,7 @@ from activities.connection_params import (
     ConnectionParamsRetrieval as ConnectionParamsActivities,
 )
 from activities.connection_params import make_http_client, make_resolver
-from activities.contact_pairing import ContactPairingVerifier, PairingSignaller
+from activities.contact_pairing import ContactPairingVerifier
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
@@ -109,7 +109,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         make_resolver(settings.connection_params.resolver, http), http
     )
     verifier = ContactPairingVerifier(settings.veraid_trust_anchors)
-    signaller = PairingSignaller(client, settings.temporal.task_queue)
     executor = ThreadPoolExecutor(VERIFICATION_THREADS, thread_name_prefix="verification")
     authority = make_authority_client(settings.accounts)
     accounts = make_account_activities(settings.accounts, authority)
@@ -124,7 +123,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             connection_params.resolve,
             connection_params.fetch,
             verifier.verify,
-            signaller.signal_with_start,
             accounts.check_account_request,
             accounts.create_member,
             accounts.import_public_key,

@@ -1,4 +1,4 @@
-"""Activities of VeraId contact pairing: verifying a request, and handing it to its pair."""
+"""The activity of VeraId contact pairing: verifying a request."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from datetime import UTC, datetime
 
 import structlog
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
 
 import veraid
-from activities.messages import ContactPairingVerdict, IncomingPairingRequest, PairingSignal
+from activities.messages import ContactPairingVerdict, IncomingPairingRequest
 from awala.private_endpoint_conn_params import InvalidPrivateEndpointConnParams, endpoint_id_of_key
 from letro.contact_pairing import (
     LETRO_SERVICE_OID,
@@ -24,7 +22,6 @@ from letro.contact_pairing import (
 )
 from letro.errors import InvalidVeraidId
 from letro.veraid_ids import pairing_key
-from workflows.pairing import SIGNAL_NAME, PairingInput
 
 logger = structlog.get_logger(__name__)
 
@@ -140,28 +137,4 @@ class ContactPairingVerifier:
             requester_veraid_id=requester_key,
             target_veraid_id=target_key,
             requester_id_key_b64=base64.b64encode(request_body.requester_endpoint_key).decode(),
-        )
-
-
-class PairingSignaller:
-    """Signal-with-starts pair workflows, which workflow code cannot do itself."""
-
-    def __init__(self, client: Client, task_queue: str) -> None:
-        self._client = client
-        self._task_queue = task_queue
-
-    @activity.defn(name="signal_with_start_pairing")
-    async def signal_with_start(self, signal: PairingSignal) -> None:
-        # Idempotent: a retried signal carries the same parcel, which the pair workflow
-        # recognises and ignores.
-        await self._client.start_workflow(
-            signal.workflow,
-            PairingInput(
-                veraid_ids=signal.veraid_ids, request_ttl_seconds=signal.request_ttl_seconds
-            ),
-            id=signal.workflow_id,
-            task_queue=self._task_queue,
-            start_signal=SIGNAL_NAME,
-            start_signal_args=[signal.request],
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )

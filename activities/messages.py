@@ -97,14 +97,3 @@ class ContactPairingVerdict:
     target_veraid_id: str | None = None
     requester_id_key_b64: str | None = None
     failure_b64: str | None = None
-
-
-@dataclass(frozen=True)
-class PairingSignal:
-    """Signal-with-start ``workflow_id`` (a pair workflow) with ``request``."""
-
-    workflow: str
-    workflow_id: str
-    veraid_ids: list[str]
-    request_ttl_seconds: float
-    request: PairingRequestReceived

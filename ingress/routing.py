@@ -1,7 +1,9 @@
 """Which workflow each incoming service message goes to, decided from the message alone.
 
 The ingress checks only what it needs to route a message; verification and every
-effect happen in the workflow. Routing is pure: it returns what to do, and the web
+effect happen in the workflow. Where a route depends on what a signed message claims
+(the pair a contact pairing request names), it is read unverified and the workflow it
+leads to verifies it before acting on it. Routing is pure: it returns what to do, and the web
 layer does it.
 """
 
@@ -12,13 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from activities.messages import IncomingPairingRequest
+import veraid
+from activities.messages import IncomingPairingRequest, PairingRequestReceived
 from awala.private_endpoint_conn_params import (
     InvalidPrivateEndpointConnParams,
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
 from letro.connection_params import parse_connection_params_request
+from letro.contact_pairing import MalformedContactPairingRequest, parse_contact_pairing_request
 from letro.content_types import (
     ACCOUNT_REQUEST,
     CONNECTION_PARAMS_REQUEST,
@@ -29,8 +33,13 @@ from letro.content_types import (
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
 )
-from letro.errors import MalformedConnectionParamsRequest, MalformedPairingRequest
+from letro.errors import (
+    InvalidVeraidId,
+    MalformedConnectionParamsRequest,
+    MalformedPairingRequest,
+)
 from letro.legacy_pairing import parse_pairing_request
+from letro.veraid_ids import pairing_key
 from workflows import forwarding
 from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
 from workflows.account_creation import (
@@ -49,7 +58,13 @@ from workflows.legacy_pairing import (
     workflow_id_for,
 )
 from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
-from workflows.veraid_pairing import REQUEST_WORKFLOW_NAME, request_workflow_id
+from workflows.pairing import PairingInput
+from workflows.veraid_pairing import (
+    REQUEST_WORKFLOW_NAME,
+    VeraidContactPairing,
+    request_workflow_id,
+)
+from workflows.veraid_pairing import workflow_id_for as veraid_pairing_workflow_id
 
 
 @dataclass(frozen=True)
@@ -152,19 +167,63 @@ def _connection_params_request(
     )
 
 
+def _claimed_pair(content: bytes) -> tuple[str, str] | None:
+    """The (requester, target) ids a contact pairing request claims, in matching form.
+
+    None when the bytes name no pair that could ever match: then only verification can
+    tell whether the sender gets a failure message or nothing.
+    """
+    try:
+        claimed = veraid.read_signature_bundle(content)
+    except veraid.VeraidError:
+        return None
+    if claimed.member.user is None or claimed.plaintext is None:
+        return None
+    try:
+        target = parse_contact_pairing_request(claimed.plaintext).target_veraid_id
+        requester_key, target_key = pairing_key(str(claimed.member)), pairing_key(target)
+    except (MalformedContactPairingRequest, InvalidVeraidId):
+        return None
+    return None if requester_key == target_key else (requester_key, target_key)
+
+
 def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
-    # Nothing is read here: the ids are only known once the signature is verified, which is
-    # too heavy for the ingress. The per-message workflow does it in an activity.
-    return StartOnce(
-        workflow=REQUEST_WORKFLOW_NAME,
-        workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
-        start_input=IncomingPairingRequest(
-            parcel_id=message.parcel_id,
-            sender_endpoint_id=message.sender_id,
-            server_endpoint_id=message.recipient_id,
-            content_b64=base64.b64encode(message.content).decode("ascii"),
+    # Routed by what the bundle claims, unverified: the pair workflow verifies each request
+    # before it counts, and a request naming no pair is verified (to be refused or dropped)
+    # by a workflow of its own.
+    content_b64 = base64.b64encode(message.content).decode("ascii")
+    pair = _claimed_pair(message.content)
+    if pair is None:
+        return StartOnce(
+            workflow=REQUEST_WORKFLOW_NAME,
+            workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
+            start_input=IncomingPairingRequest(
+                parcel_id=message.parcel_id,
+                sender_endpoint_id=message.sender_id,
+                server_endpoint_id=message.recipient_id,
+                content_b64=content_b64,
+                request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+            ),
+        )
+    requester, target = pair
+    return SignalWithStart(
+        workflow=VeraidContactPairing.__name__,
+        workflow_id=veraid_pairing_workflow_id(requester, target),
+        start_input=PairingInput(
+            veraid_ids=sorted(pair),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
         ),
+        signal=PAIRING_SIGNAL,
+        signal_input=PairingRequestReceived(
+            parcel_id=message.parcel_id,
+            server_endpoint_id=message.recipient_id,
+            requester_endpoint_id=message.sender_id,
+            requester_veraid_id=requester,
+            target_veraid_id=target,
+            requester_id_key_b64="",  # filled in from the verified request
+            signature_bundle_b64=content_b64,
+        ),
+        log_fields={"requesterVeraidId": requester, "targetVeraidId": target},
     )
 
 

@@ -11,6 +11,8 @@ import base64
 import contextlib
 import random
 import uuid
+from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -24,6 +26,8 @@ from awala.private_endpoint_conn_params import (
     InvalidPrivateEndpointConnParams,
     read_connection_params,
 )
+from awala.service_messages import IncomingServiceMessage
+from ingress.routing import RoutingOptions, SignalWithStart, StartOnce, route
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -31,7 +35,7 @@ from letro.content_types import (
     PAIRING_AUTH_TMP,
 )
 from tests.conftest import Ingress, Worker
-from tests.helpers import binary_event_headers
+from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from tests.pairing_helpers import (
     VeraidOrg,
     connection_params,
@@ -39,7 +43,8 @@ from tests.pairing_helpers import (
     new_rsa_key,
     new_veraid_agent,
 )
-from workflows.veraid_pairing import ContactPairingRequestOutcome, request_workflow_id
+from workflows.pairing import PairingStatus
+from workflows.veraid_pairing import ContactPairingRequestOutcome
 
 _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)
@@ -137,14 +142,37 @@ async def test_ingress_and_workflows_handle_every_input(
     assert [response.status_code for response in responses] == [204] * len(bodies)
 
     if content_type == CONTACT_PAIRING_REQUEST:
-        # Every per-message workflow completes, whatever it was given.
-        async with asyncio.timeout(60):
-            for parcel_id in parcel_ids:
-                handle = temporal_client.get_workflow_handle(
-                    request_workflow_id(agent.endpoint_id, parcel_id),
-                    result_type=ContactPairingRequestOutcome,
-                )
-                outcome: ContactPairingRequestOutcome = await handle.result()
-                assert outcome.outcome in {"dropped", "refused", "forwarded"}
+        await _every_request_handled(temporal_client, agent.endpoint_id, bodies, parcel_ids)
     # No workflow task failed (a crash in workflow code would show here, and retry forever).
     assert "Failed handling activation" not in http_worker.log_file.read_text()
+
+
+async def _every_request_handled(
+    client: Client, sender_id: str, bodies: list[bytes], parcel_ids: list[str]
+) -> None:
+    """Wait for each request's workflow (as the pure router chose it) to have handled it."""
+    options = RoutingOptions(pairing_request_ttl=timedelta(days=90))
+    signals_per_pair: Counter[str] = Counter()
+    async with asyncio.timeout(60):
+        for body, parcel_id in zip(bodies, parcel_ids, strict=True):
+            message = IncomingServiceMessage(
+                parcel_id, sender_id, SERVER_ENDPOINT_ID, CONTACT_PAIRING_REQUEST, body
+            )
+            decision = route(message, options)
+            if isinstance(decision, SignalWithStart):
+                signals_per_pair[decision.workflow_id] += 1
+                continue
+            assert isinstance(decision, StartOnce)
+            handle = client.get_workflow_handle(
+                decision.workflow_id, result_type=ContactPairingRequestOutcome
+            )
+            # A routing mismatch would fail the workflow, and this with it.
+            outcome: ContactPairingRequestOutcome = await handle.result()
+            assert outcome.outcome in {"dropped", "refused"}
+        for workflow_id, count in signals_per_pair.items():
+            handle = client.get_workflow_handle(workflow_id)
+            while True:
+                status = await handle.query("status", result_type=PairingStatus)
+                if status.requests_handled + status.redeliveries_ignored == count:
+                    break
+                await asyncio.sleep(0.1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from activities.messages import IncomingPairingRequest
+from activities.messages import IncomingPairingRequest, PairingRequestReceived
 from awala.service_messages import IncomingServiceMessage
-from ingress.routing import Ignore, RoutingOptions, StartOnce, route
+from ingress.routing import Ignore, RoutingOptions, SignalWithStart, StartOnce, route
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -17,8 +18,15 @@ from letro.content_types import (
     PAIRING_AUTH_TMP,
     PAIRING_COMPLETION_TMP,
 )
-from tests.pairing_helpers import connection_params, endpoint_id, new_rsa_key
+from tests.pairing_helpers import (
+    connection_params,
+    endpoint_id,
+    make_org,
+    new_rsa_key,
+    new_veraid_agent,
+)
 from workflows.forwarding import Forwarding
+from workflows.pairing import PairingInput
 
 OPTIONS = RoutingOptions(pairing_request_ttl=timedelta(days=90))
 GRANTER, GRANTEE = new_rsa_key(), new_rsa_key()
@@ -31,8 +39,48 @@ def message(
     return IncomingServiceMessage("parcel-1", sender_id, "0server", content_type, content)
 
 
-def test_contact_pairing_request_starts_a_per_message_workflow_unread() -> None:
-    decision = route(message(CONTACT_PAIRING_REQUEST, b"anything"), OPTIONS)
+ORG = make_org()
+ALICE, BOB = new_veraid_agent(ORG, "alice"), new_veraid_agent(ORG, "bob")
+
+
+def test_contact_pairing_request_is_signalled_to_the_pair_it_claims() -> None:
+    bundle = ALICE.pairing_request(BOB.veraid_id.upper())
+
+    decision = route(message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id), OPTIONS)
+
+    assert isinstance(decision, SignalWithStart)
+    ids = sorted([ALICE.veraid_id, BOB.veraid_id])
+    assert decision.workflow == "VeraidContactPairing"
+    assert decision.workflow_id == f"veraid-pairing:{ids[0]}:{ids[1]}"
+    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    # Unverified: the key is only filled in once the pair workflow has verified the bundle.
+    assert decision.signal_input == PairingRequestReceived(
+        parcel_id="parcel-1",
+        server_endpoint_id="0server",
+        requester_endpoint_id=ALICE.endpoint_id,
+        requester_veraid_id=ALICE.veraid_id,
+        target_veraid_id=BOB.veraid_id,
+        requester_id_key_b64="",
+        signature_bundle_b64=base64.b64encode(bundle).decode(),
+    )
+
+
+NO_PAIR = {
+    "not a bundle": lambda: b"anything",
+    "signed by the organisation bot": lambda: ORG.bot_request(ALICE, BOB.veraid_id),
+    "target not a user id": lambda: ALICE.pairing_request("example.com"),
+    "requester as target": lambda: ALICE.pairing_request(ALICE.veraid_id.title()),
+    "plaintext not a request": lambda: ALICE.pairing_request("", plaintext=b"a,b,c"),
+}
+
+
+@pytest.mark.parametrize("make_bundle", NO_PAIR.values(), ids=NO_PAIR.keys())
+def test_contact_pairing_request_naming_no_pair_gets_a_workflow_of_its_own(
+    make_bundle: Callable[[], bytes],
+) -> None:
+    bundle = make_bundle()
+
+    decision = route(message(CONTACT_PAIRING_REQUEST, bundle), OPTIONS)
 
     assert isinstance(decision, StartOnce)
     assert decision.workflow == "ContactPairingRequest"
@@ -41,7 +89,7 @@ def test_contact_pairing_request_starts_a_per_message_workflow_unread() -> None:
         parcel_id="parcel-1",
         sender_endpoint_id="0sender",
         server_endpoint_id="0server",
-        content_b64=base64.b64encode(b"anything").decode(),
+        content_b64=base64.b64encode(bundle).decode(),
         request_ttl_seconds=90 * 86400,
     )
 

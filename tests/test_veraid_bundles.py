@@ -47,6 +47,51 @@ def verify(pki: Pki, bundle: bytes, **kwargs: object) -> veraid.SignatureVerific
     return veraid.verify_signature_bundle(bundle, SERVICE, pki.now, **options)  # type: ignore[arg-type]
 
 
+# --- Reading without verifying ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "member"),
+    [
+        (lambda pki: pki.member_signature(encapsulate=True), veraid.Member(ORG, "alice")),
+        (lambda pki: pki.org_signature("bob", encapsulate=True), veraid.Member(ORG, "bob")),
+        (lambda pki: pki.org_signature(None, encapsulate=True), veraid.Member(ORG, None)),
+    ],
+    ids=["member", "organisation for a user", "organisation bot"],
+)
+def test_read_reports_what_verification_confirms(
+    pki: Pki, make: Callable[[Pki], bytes], member: veraid.Member
+) -> None:
+    bundle = make(pki)
+
+    claimed = veraid.read_signature_bundle(bundle)
+
+    assert claimed == veraid.UnverifiedSignatureBundle(member, PLAINTEXT)
+    verified = verify(pki, bundle, plaintext=None)
+    assert (verified.member, verified.plaintext) == (claimed.member, claimed.plaintext)
+
+
+def test_read_gives_no_plaintext_for_a_detached_signature(pki: Pki) -> None:
+    assert veraid.read_signature_bundle(pki.member_signature()).plaintext is None
+
+
+def test_read_does_not_verify(pki: Pki) -> None:
+    bundle = bytearray(pki.member_signature(encapsulate=True))
+    bundle[-1] ^= 1  # breaks the signature, not the structure
+
+    claimed = veraid.read_signature_bundle(bytes(bundle))
+
+    assert claimed.member == veraid.Member(ORG, "alice")
+    with pytest.raises(veraid.InvalidSignatureError):
+        verify(pki, bytes(bundle), plaintext=None)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x30\x00", b"not DER at all"])
+def test_read_refuses_what_is_not_a_bundle(data: bytes) -> None:
+    with pytest.raises(veraid.MalformedError):
+        veraid.read_signature_bundle(data)
+
+
 # --- What verifies --------------------------------------------------------------------------
 
 

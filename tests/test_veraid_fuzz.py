@@ -55,11 +55,19 @@ def mutations(draw: st.DrawFn, original: bytes) -> bytes:
 
 
 def _verify_everything(pki: Pki, data: bytes) -> None:
+    claimed = None
+    with contextlib.suppress(veraid.VeraidError):
+        claimed = veraid.read_signature_bundle(data)
     for plaintext in (PLAINTEXT, None):
         with contextlib.suppress(veraid.VeraidError):
-            veraid.verify_signature_bundle(
+            result = veraid.verify_signature_bundle(
                 data, SERVICE, pki.now, plaintext=plaintext, trust_anchors=pki.trust_anchors
             )
+            # Whatever verifies was readable, and reading claimed exactly what verified:
+            # routers rely on this to send a bundle where its verification belongs.
+            assert claimed is not None
+            assert claimed.member == result.member
+            assert claimed.plaintext == (None if plaintext is not None else result.plaintext)
     with contextlib.suppress(veraid.VeraidError):
         veraid.verify_member_id_bundle(data, SERVICE, pki.now, trust_anchors=pki.trust_anchors)
 

@@ -77,6 +77,21 @@ async def request_outcome(client: Client, sender_id: str, parcel_id: str) -> str
                 await asyncio.sleep(0.1)
 
 
+async def refusal_logged(worker: Worker, parcel_id: str) -> dict[str, Any]:
+    """Wait for the worker's one log line saying why the parcel's request was refused."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            lines = [
+                json.loads(line)
+                for line in worker.log_file.read_text().splitlines()
+                if parcel_id in line and "Refused" in line
+            ]
+            if lines:
+                [line] = lines
+                return dict(line)
+            await asyncio.sleep(0.1)
+
+
 async def pair_status(client: Client, a: str, b: str) -> PairingStatus:
     handle = client.get_workflow_handle(workflow_id_for(pairing_key(a), pairing_key(b)))
     status: PairingStatus = await handle.query("status", result_type=PairingStatus)
@@ -322,7 +337,7 @@ async def assert_refused(
     http: httpx.AsyncClient,
     url: str,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     sender: VeraidAgent,
     bundle: bytes,
     target: str,
@@ -331,17 +346,24 @@ async def assert_refused(
 ) -> None:
     recipient = sender_id or sender.endpoint_id
     parcel_id = await send(http, url, sender, bundle, sender_id=recipient)
-    assert await request_outcome(temporal_client, recipient, parcel_id) == "refused"
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(recipient)), TIMEOUT)
+    # A redelivery of the refused parcel earns no second failure.
+    await send(http, url, sender, bundle, sender_id=recipient, parcel_id=parcel_id)
+    await asyncio.sleep(1)
     [failure] = sink.recorder.to(recipient)
     assert failure.content_type == CONTACT_PAIRING_FAILURE
     assert parse_contact_pairing_failure(failure.data) == (target, reason)
+    stored = requests_collection(mongo_client).count_documents(
+        {"requesterVeraId": sender.veraid_id}
+    )
+    assert await stored == 0
 
 
 async def test_bot_requester_is_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
 ) -> None:
     bot = new_veraid_agent(veraid_org, "bot")
@@ -350,7 +372,7 @@ async def test_bot_requester_is_refused(
         http,
         ingress.url,
         sink,
-        temporal_client,
+        mongo_client,
         bot,
         veraid_org.bot_request(bot, target),
         target,
@@ -373,7 +395,7 @@ async def test_invalid_target_is_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
     target: str,
 ) -> None:
@@ -382,7 +404,7 @@ async def test_invalid_target_is_refused(
         http,
         ingress.url,
         sink,
-        temporal_client,
+        mongo_client,
         alice,
         alice.pairing_request(target),
         target,
@@ -394,7 +416,7 @@ async def test_requester_as_target_is_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
@@ -403,7 +425,7 @@ async def test_requester_as_target_is_refused(
         http,
         ingress.url,
         sink,
-        temporal_client,
+        mongo_client,
         alice,
         alice.pairing_request(target),
         target,
@@ -415,7 +437,7 @@ async def test_non_rsa_requester_key_is_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
@@ -424,7 +446,7 @@ async def test_non_rsa_requester_key_is_refused(
         http,
         ingress.url,
         sink,
-        temporal_client,
+        mongo_client,
         alice,
         alice.pairing_request("bob@tickety.boo", key_spki=ec_key),
         "bob@tickety.boo",
@@ -436,7 +458,7 @@ async def test_key_of_another_endpoint_is_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
 ) -> None:
     alice, mallory = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "m")
@@ -444,7 +466,7 @@ async def test_key_of_another_endpoint_is_refused(
         http,
         ingress.url,
         sink,
-        temporal_client,
+        mongo_client,
         alice,
         alice.pairing_request("bob@tickety.boo"),
         "bob@tickety.boo",
@@ -480,22 +502,53 @@ async def test_unusable_requests_are_dropped(
     ingress: Ingress,
     http_worker: Worker,
     sink: Sink,
-    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
     make_bundle: Any,
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
     parcel_id = await send(http, ingress.url, alice, make_bundle(alice, veraid_org))
-    assert await request_outcome(temporal_client, alice.endpoint_id, parcel_id) == "dropped"
-    assert sink.recorder.to(alice.endpoint_id) == []
     # One log line says who sent it and why it was refused.
-    [line] = [
-        json.loads(line)
-        for line in http_worker.log_file.read_text().splitlines()
-        if parcel_id in line and "Refused" in line
-    ]
+    line = await refusal_logged(http_worker, parcel_id)
     assert line["peerId"] == alice.endpoint_id
     assert line["err"]
+    await asyncio.sleep(0.5)
+    assert sink.recorder.to(alice.endpoint_id) == []
+    stored = requests_collection(mongo_client).count_documents(
+        {"requesterEndpointId": alice.endpoint_id}
+    )
+    assert await stored == 0
+
+
+async def test_forged_request_cannot_complete_a_pair(
+    http: httpx.AsyncClient,
+    ingress: Ingress,
+    sink: Sink,
+    http_worker: Worker,
+    temporal_client: Client,
+    veraid_org: VeraidOrg,
+) -> None:
+    """A bundle that claims Bob's id but does not verify reaches the pair and is dropped."""
+    alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
+    # Mallory controls a DNSSEC root nobody trusts and signs as Bob with it.
+    forger = VeraidAgent(make_org(veraid_org.domain), bob.user_name, bob.endpoint_key)
+    alice_bundle = alice.pairing_request(bob.veraid_id)
+    await send(http, ingress.url, alice, alice_bundle)
+    await wait_for_status(
+        temporal_client, alice.veraid_id, bob.veraid_id, lambda s: s.pending_requesters
+    )
+
+    forged_parcel = await send(http, ingress.url, bob, forger.pairing_request(alice.veraid_id))
+    await refusal_logged(http_worker, forged_parcel)
+    status = await pair_status(temporal_client, alice.veraid_id, bob.veraid_id)
+    assert (status.pending_requesters, status.matches) == ([pairing_key(alice.veraid_id)], 0)
+    assert sink.recorder.to(alice.endpoint_id) == []
+
+    bob_bundle = bob.pairing_request(alice.veraid_id)
+    await send(http, ingress.url, bob, bob_bundle)
+    await wait_for_events(sink, alice, bob)
+    assert [e.data for e in sink.recorder.to(alice.endpoint_id)] == [bob_bundle]
+    assert [e.data for e in sink.recorder.to(bob.endpoint_id)] == [alice_bundle]
 
 
 async def test_workflows_replay_deterministically(
@@ -506,15 +559,27 @@ async def test_workflows_replay_deterministically(
     veraid_org: VeraidOrg,
 ) -> None:
     alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
-    parcel_id = await send(http, ingress.url, alice, alice.pairing_request(bob.veraid_id))
+    # A refusal from the pair workflow (an EC key), then the match.
+    ec_key = spki(ec.generate_private_key(ec.SECP256R1()))
+    await send(http, ingress.url, alice, alice.pairing_request(bob.veraid_id, key_spki=ec_key))
+    await send(http, ingress.url, alice, alice.pairing_request(bob.veraid_id))
     await send(http, ingress.url, bob, bob.pairing_request(alice.veraid_id))
-    await wait_for_events(sink, alice, bob)
+    # A refusal from a per-message workflow (a request for oneself).
+    parcel_id = await send(http, ingress.url, bob, bob.pairing_request(bob.veraid_id))
+    await sink.recorder.wait_for(
+        lambda _: (
+            len(sink.recorder.to(alice.endpoint_id)) == 2
+            and len(sink.recorder.to(bob.endpoint_id)) == 2
+        ),
+        TIMEOUT,
+    )
     await wait_for_status(temporal_client, alice.veraid_id, bob.veraid_id, lambda s: s.matches)
+    assert await request_outcome(temporal_client, bob.endpoint_id, parcel_id) == "refused"
 
     replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRequestWorkflow])
     pair = temporal_client.get_workflow_handle(
         workflow_id_for(pairing_key(alice.veraid_id), pairing_key(bob.veraid_id))
     )
     await replayer.replay_workflow(await pair.fetch_history())
-    request = temporal_client.get_workflow_handle(request_workflow_id(alice.endpoint_id, parcel_id))
+    request = temporal_client.get_workflow_handle(request_workflow_id(bob.endpoint_id, parcel_id))
     await replayer.replay_workflow(await request.fetch_history())

@@ -214,6 +214,54 @@ def _attributed_user(parsed: ParsedSignedData) -> tuple[bool, str | None]:
     return True, None if attribution == BOT_NAME else attribution
 
 
+@dataclass(frozen=True, slots=True)
+class UnverifiedSignatureBundle:
+    """What a SignatureBundle *claims*: who signed it and the plaintext it encapsulates.
+
+    Nothing here is verified. It is for deciding where a bundle should be verified (a
+    router choosing a queue, say), never for deciding anything about the signer.
+    """
+
+    member: Member
+    plaintext: bytes | None  # None when the plaintext is detached
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadBundle:
+    parsed: ParsedSignedData
+    responses: tuple[bytes, ...]
+    organisation: Certificate
+    signer: Certificate
+    user: str | None
+    is_org_signature: bool
+
+
+def _read_signature_bundle(bundle: bytes, cache: VerificationCache | None) -> _ReadBundle:
+    decoded, responses, org_der = _decode_bundle(_asn1.SignatureBundle, bundle, "SignatureBundle")
+    parsed = parse_signed_data(decoded["signature"])
+    organisation = _load(org_der, "Organisation certificate", cache, issuer=True)
+    is_org_signature, attributed = _attributed_user(parsed)
+    if is_org_signature:
+        signer = organisation
+        user = attributed
+    else:
+        signer = _member_signer(parsed, cache)
+        user = None if signer.common_name == BOT_NAME else signer.common_name
+    return _ReadBundle(parsed, responses, organisation, signer, user, is_org_signature)
+
+
+def read_signature_bundle(bundle: bytes) -> UnverifiedSignatureBundle:
+    """Decode a SignatureBundle without verifying anything but its structure.
+
+    Raises a VeraidError subclass when the bundle cannot even be decoded. The result is
+    untrusted until :func:`verify_signature_bundle` accepts the same bytes, which then
+    reports the same member and plaintext.
+    """
+    read = _read_signature_bundle(bundle, None)
+    member = Member(_organisation_name(read.organisation), read.user)
+    return UnverifiedSignatureBundle(member, read.parsed.encapsulated)
+
+
 def verify_signature_bundle(
     bundle: bytes,
     service_oid: str,
@@ -229,23 +277,15 @@ def verify_signature_bundle(
     Raises a VeraidError subclass saying what is wrong.
     """
     required = _as_period(when)
-    decoded, responses, org_der = _decode_bundle(_asn1.SignatureBundle, bundle, "SignatureBundle")
-    parsed = parse_signed_data(decoded["signature"])
-    organisation = _load(org_der, "Organisation certificate", cache, issuer=True)
-    is_org_signature, attributed = _attributed_user(parsed)
-    if is_org_signature:
-        signer = organisation
-        user = attributed
-    else:
-        signer = _member_signer(parsed, cache)
-        user = None if signer.common_name == BOT_NAME else signer.common_name
+    read = _read_signature_bundle(bundle, cache)
+    parsed, organisation, signer = read.parsed, read.organisation, read.signer
     if (parsed.encapsulated is None) == (plaintext is None):
         raise InvalidSignatureError(
             "The plaintext must be either encapsulated or passed separately (not both)"
         )
     content = plaintext if plaintext is not None else parsed.encapsulated
     assert content is not None
-    if is_org_signature and (
+    if read.is_org_signature and (
         organisation.x509.serial_number != parsed.signer_serial
         or organisation.x509.issuer.public_bytes() != parsed.signer_issuer
     ):
@@ -253,7 +293,7 @@ def verify_signature_bundle(
     verify_signed_data(parsed, content, signer)
     period = require_overlap(required, _metadata_period(parsed, service_oid), "Signature validity")
     period = _verify_chain(
-        responses=responses,
+        responses=read.responses,
         organisation=organisation,
         signer=signer,
         service_oid=service_oid,
@@ -261,10 +301,13 @@ def verify_signature_bundle(
         trust_anchors=trust_anchors,
         cache=cache,
     )
-    if user is not None:
-        validate_user_name(user)
+    if read.user is not None:
+        validate_user_name(read.user)
     return SignatureVerification(
-        Member(_organisation_name(organisation), user), content, period, not is_org_signature
+        Member(_organisation_name(organisation), read.user),
+        content,
+        period,
+        not read.is_org_signature,
     )
 
 

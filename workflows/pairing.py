@@ -82,12 +82,18 @@ class PairingOutcome:
 
 @dataclass(frozen=True)
 class PairingStatus:
-    """What the ``status`` query shows an operator (or a test) about the pair right now."""
+    """What the ``status`` query shows an operator (or a test) about the pair right now.
+
+    ``matches`` and ``expirations`` count over the pair's whole life; the request counts
+    over the current run (since the last continue-as-new).
+    """
 
     pending_requesters: list[str]
     matches: int
     expirations: int
     redeliveries_ignored: int
+    requests_handled: int = 0  # new requests taken in, whether admitted or not
+    requests_rejected: int = 0  # requests that failed their checks (refused or dropped)
 
 
 class PairWorkflow:
@@ -104,6 +110,8 @@ class PairWorkflow:
         self._pending: dict[str, _Pending] = {}
         self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
         self._redeliveries_ignored = 0
+        self._requests_handled = 0
+        self._requests_rejected = 0
 
     @workflow.signal(name=SIGNAL_NAME)
     def receive_request(self, request: PairingRequestReceived) -> None:
@@ -116,6 +124,8 @@ class PairWorkflow:
             matches=self._state.matches,
             expirations=self._state.expirations,
             redeliveries_ignored=self._redeliveries_ignored,
+            requests_handled=self._requests_handled,
+            requests_rejected=self._requests_rejected,
         )
 
     def _match_message(
@@ -148,7 +158,11 @@ class PairWorkflow:
                 idle_since = workflow.now()
                 continue
 
-            updated = self._take_inbox(pending, seen)
+            new = self._take_new_requests(seen)
+            admitted = await self._admit(new)
+            self._requests_handled += len(new)
+            self._requests_rejected += len(new) - len(admitted)
+            updated = self._fold(admitted, pending)
             if len(pending) == 2:
                 await self._deliver_match(list(pending.values()), state.matches)
                 state.matches += 1
@@ -165,9 +179,9 @@ class PairWorkflow:
             state.seen_parcels = seen
             workflow.continue_as_new(state)
 
-    def _take_inbox(self, pending: dict[str, _Pending], seen: list[str]) -> list[_Pending]:
-        """Fold new requests into ``pending``; return those that changed."""
-        updated: dict[str, _Pending] = {}
+    def _take_new_requests(self, seen: list[str]) -> list[PairingRequestReceived]:
+        """Empty the inbox; return the requests whose parcels this pair has not seen yet."""
+        new: list[PairingRequestReceived] = []
         for request in self._inbox:
             if request.dedup_key in seen:
                 self._redeliveries_ignored += 1
@@ -176,6 +190,25 @@ class PairWorkflow:
                 )
                 continue
             seen.append(request.dedup_key)
+            new.append(request)
+        self._inbox.clear()
+        del seen[:-MAX_REMEMBERED_PARCELS]
+        return new
+
+    async def _admit(self, requests: list[PairingRequestReceived]) -> list[PairingRequestReceived]:
+        """The requests that may take part in a match, as they should be stored.
+
+        The default admits every request as signalled; a protocol whose requests arrive
+        unverified overrides it.
+        """
+        return requests
+
+    def _fold(
+        self, requests: Sequence[PairingRequestReceived], pending: dict[str, _Pending]
+    ) -> list[_Pending]:
+        """Fold admitted requests into ``pending``; return those that changed."""
+        updated: dict[str, _Pending] = {}
+        for request in requests:
             previous = pending.get(request.requester_veraid_id)
             # A resend replaces the endpoint and key but does not extend the expiry.
             first_received = previous.first_received if previous else workflow.now()
@@ -189,8 +222,6 @@ class PairWorkflow:
                     "parcelId": request.parcel_id,
                 },
             )
-        self._inbox.clear()
-        del seen[:-MAX_REMEMBERED_PARCELS]
         return list(updated.values())
 
     async def _store(self, items: Sequence[_Pending]) -> None:

@@ -1,22 +1,27 @@
-"""VeraId contact pairing: the pair workflow, and the per-message workflow that feeds it.
+"""VeraId contact pairing: the pair workflow, and the per-message workflow for the rest.
 
-Each ``contact-pairing.request`` message gets a short ``ContactPairingRequest`` workflow
-(id from sender and parcel, so a redelivery cannot start a second one). Its first step, an
-activity, verifies the VeraId SignatureBundle: that is heavy CPU work and the only source of
-the ids, so it can happen neither in the ingress (which must answer the broker quickly and
-must not let unverified ids choose a workflow) nor in workflow code (which is replayed).
-The verified request is then signal-with-started into the pair's ``VeraidContactPairing``
-workflow by a second activity: workflow code cannot signal-with-start another workflow, and
-a plain external signal would fail when the pair workflow is not running yet.
+The ingress reads who a request *claims* to be from and for (``veraid.read_signature_bundle``,
+no verification) and signals it straight into that pair's ``VeraidContactPairing``
+workflow, as legacy requests are. The pair workflow verifies each request in a local
+activity before it is stored or matched, so an unverified claim can at most wake a pair
+workflow, never pair anyone: a forged request fails verification there and is dropped,
+and a signed one whose checks fail gets its ``ContactPairingFailure`` from there.
+
+A request that names no pair (unreadable, signed by a bot, a target that is not a user
+id, a requester asking for themselves) goes to a short ``ContactPairingRequest`` workflow
+of its own (id from sender and parcel, so a redelivery cannot start a second one), which
+verifies it and answers with the failure the checks call for, or drops it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import (
@@ -24,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         IncomingPairingRequest,
         OutgoingMessage,
         PairingRequestReceived,
-        PairingSignal,
     )
     from awala.service_messages import default_expiry
     from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
@@ -43,7 +47,7 @@ REQUEST_WORKFLOW_NAME = "ContactPairingRequest"
 
 # RSA and DNSSEC checks of one bundle take milliseconds; the margin covers a busy worker.
 _VERIFY_TIMEOUT = timedelta(seconds=30)
-_SHORT_TIMEOUT = timedelta(seconds=15)
+_EMIT_TIMEOUT = timedelta(seconds=15)
 
 
 def workflow_id_for(veraid_id_a: str, veraid_id_b: str) -> str:
@@ -56,6 +60,36 @@ def request_workflow_id(sender_id: str, parcel_id: str) -> str:
     return f"{REQUEST_WORKFLOW_ID_PREFIX}:{sender_id}:{parcel_id}"
 
 
+async def _verify(request: IncomingPairingRequest) -> ContactPairingVerdict:
+    verdict: ContactPairingVerdict = await workflow.execute_local_activity(
+        "verify_contact_pairing_request",
+        request,
+        result_type=ContactPairingVerdict,
+        start_to_close_timeout=_VERIFY_TIMEOUT,
+        retry_policy=RETRY_FOREVER,
+    )
+    return verdict
+
+
+async def _send_failure(request: IncomingPairingRequest, failure_b64: str) -> None:
+    now = workflow.now()
+    await workflow.execute_local_activity(
+        "emit_service_message",
+        OutgoingMessage(
+            # One failure per parcel, whichever workflow refuses it.
+            event_id=event_id(f"failure-{request.sender_endpoint_id}/{request.parcel_id}"),
+            sender_endpoint_id=request.server_endpoint_id,
+            recipient_endpoint_id=request.sender_endpoint_id,
+            content_type=CONTACT_PAIRING_FAILURE,
+            content_b64=failure_b64,
+            creation_time=now,
+            expiry_time=default_expiry(now),
+        ),
+        start_to_close_timeout=_EMIT_TIMEOUT,
+        retry_policy=RETRY_FOREVER,
+    )
+
+
 @workflow.defn(name="VeraidContactPairing")
 class VeraidContactPairing(PairWorkflow):
     KIND = "veraid"
@@ -63,6 +97,41 @@ class VeraidContactPairing(PairWorkflow):
     @workflow.run
     async def run(self, state: PairingInput) -> PairingOutcome:
         return await self._run(state)
+
+    async def _admit(self, requests: list[PairingRequestReceived]) -> list[PairingRequestReceived]:
+        incoming = [
+            IncomingPairingRequest(
+                parcel_id=request.parcel_id,
+                sender_endpoint_id=request.requester_endpoint_id,
+                server_endpoint_id=request.server_endpoint_id,
+                content_b64=request.signature_bundle_b64,
+                request_ttl_seconds=self._state.request_ttl_seconds,
+            )
+            for request in requests
+        ]
+        verdicts = await asyncio.gather(*(_verify(item) for item in incoming))
+        refusals = []
+        admitted = []
+        for request, item, verdict in zip(requests, incoming, verdicts, strict=True):
+            if verdict.failure_b64 is not None:
+                refusals.append(_send_failure(item, verdict.failure_b64))
+            elif (verdict.requester_veraid_id, verdict.target_veraid_id) == (
+                request.requester_veraid_id,
+                request.target_veraid_id,
+            ):
+                admitted.append(
+                    replace(request, requester_id_key_b64=verdict.requester_id_key_b64 or "")
+                )
+            elif verdict.requester_veraid_id is not None:
+                # Verification vouches for other ids than the ingress read: a bug, since
+                # both come from the same bytes. Dropping is safe; matching is not.
+                workflow.logger.error(
+                    "Dropped contact pairing request whose verified ids differ from its route",
+                    extra={"parcelId": request.parcel_id, "peerId": request.requester_endpoint_id},
+                )
+            # Otherwise it did not verify; the activity logged why.
+        await asyncio.gather(*refusals)
+        return admitted
 
     def _match_message(
         self, recipient: PairingRequestReceived, contact: PairingRequestReceived
@@ -73,58 +142,26 @@ class VeraidContactPairing(PairWorkflow):
 
 @dataclass(frozen=True)
 class ContactPairingRequestOutcome:
-    outcome: str  # "dropped", "refused" or "forwarded"
+    outcome: str  # "dropped" or "refused"
 
 
 @workflow.defn(name=REQUEST_WORKFLOW_NAME)
 class ContactPairingRequestWorkflow:
+    """A request that names no pair: verify it, then refuse it or drop it."""
+
     @workflow.run
     async def run(self, request: IncomingPairingRequest) -> ContactPairingRequestOutcome:
-        verdict: ContactPairingVerdict = await workflow.execute_local_activity(
-            "verify_contact_pairing_request",
-            request,
-            result_type=ContactPairingVerdict,
-            start_to_close_timeout=_VERIFY_TIMEOUT,
-            retry_policy=RETRY_FOREVER,
-        )
+        verdict = await _verify(request)
         if verdict.failure_b64 is not None:
-            now = workflow.now()
-            await workflow.execute_local_activity(
-                "emit_service_message",
-                OutgoingMessage(
-                    event_id=event_id("failure"),
-                    sender_endpoint_id=request.server_endpoint_id,
-                    recipient_endpoint_id=request.sender_endpoint_id,
-                    content_type=CONTACT_PAIRING_FAILURE,
-                    content_b64=verdict.failure_b64,
-                    creation_time=now,
-                    expiry_time=default_expiry(now),
-                ),
-                start_to_close_timeout=_SHORT_TIMEOUT,
-                retry_policy=RETRY_FOREVER,
-            )
+            await _send_failure(request, verdict.failure_b64)
             return ContactPairingRequestOutcome("refused")
-        if verdict.requester_veraid_id is None or verdict.target_veraid_id is None:
+        if verdict.requester_veraid_id is None:
             return ContactPairingRequestOutcome("dropped")  # the activity logged why
-        ids = sorted((verdict.requester_veraid_id, verdict.target_veraid_id))
-        await workflow.execute_local_activity(
-            "signal_with_start_pairing",
-            PairingSignal(
-                workflow=VeraidContactPairing.__name__,
-                workflow_id=workflow_id_for(*ids),
-                veraid_ids=ids,
-                request_ttl_seconds=request.request_ttl_seconds,
-                request=PairingRequestReceived(
-                    parcel_id=request.parcel_id,
-                    server_endpoint_id=request.server_endpoint_id,
-                    requester_endpoint_id=request.sender_endpoint_id,
-                    requester_veraid_id=verdict.requester_veraid_id,
-                    target_veraid_id=verdict.target_veraid_id,
-                    requester_id_key_b64=verdict.requester_id_key_b64 or "",
-                    signature_bundle_b64=request.content_b64,
-                ),
-            ),
-            start_to_close_timeout=_SHORT_TIMEOUT,
-            retry_policy=RETRY_FOREVER,
+        # The ingress found no pair in bytes that verify as a valid request: the routing
+        # and the checks disagree. Fail visibly (the request stays in this history)
+        # rather than pair on a path nothing tests.
+        raise ApplicationError(
+            "A valid contact pairing request was routed as naming no pair",
+            type="RoutingMismatch",
+            non_retryable=True,
         )
-        return ContactPairingRequestOutcome("forwarded")
