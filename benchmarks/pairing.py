@@ -749,7 +749,7 @@ async def run(args: argparse.Namespace, workload: Workload, report: Report) -> N
             stack = Stack(args.ingress_url, args.temporal_address, work_dir)
         else:
             env = workload.protocol.worker_env()
-            stack = await start_local_stack(exits, work_dir, sink_url, env)
+            stack = await start_local_stack(exits, work_dir, sink_url, env, args.workers)
         floor_queue = f"benchmark-floor-{workload.run_id}"
         floor_worker = await start_floor_worker(exits, stack, floor_queue)
         components = {
@@ -946,6 +946,7 @@ def parse_args(
     add("--protocol", choices=PROTOCOL_NAMES, default=default_protocol, help="what pairs send")
     add("--pairs", type=_positive_int, default=2000, help="pairs per measured phase")
     add("--concurrency", type=_positive_int, default=64, help="pairs in flight (closed loop)")
+    add("--workers", type=_positive_int, default=1, help="worker processes of the stack")
     add(
         "--simultaneous-pairs",
         type=_non_negative_int,
@@ -1035,7 +1036,7 @@ def main(
                 f"running stack at {args.ingress_url}"
                 if args.ingress_url
                 else "self-contained: Temporal dev server (SQLite file, WAL, synchronous=normal),"
-                " mongod, 1 worker, 1 ingress, in-process sink"
+                f" mongod, {args.workers} worker(s), 1 ingress, in-process sink"
             ),
             protocol=protocol.name,
             material=protocol.material,

@@ -61,8 +61,9 @@ async def start_local_stack(
     work_dir: Path,
     sink_url: str,
     extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Stack:
-    """Temporal dev server (SQLite file, WAL), mongod, one worker and one ingress process."""
+    """Temporal dev server (SQLite file, WAL), mongod, ``workers`` workers and one ingress."""
     temporal = TemporalDevServer(work_dir / "temporal", port=free_port(), ui_port=free_port())
     exits.callback(temporal.stop)
     temporal.start()
@@ -71,12 +72,15 @@ async def start_local_stack(
     mongodb.start()
 
     env = {**_server_env(temporal.address, mongodb.uri, sink_url), **(extra_env or {})}
-    worker = ChildProcess(
-        "worker", python_script("worker.py"), env=env, log_file=work_dir / "worker.log"
-    )
-    exits.callback(worker.stop)
-    worker.start()
-    await wait_for_poller(temporal.address, LETRO_TASK_QUEUE, worker)
+    worker_processes = []
+    for index in range(workers):
+        worker = ChildProcess(
+            "worker", python_script("worker.py"), env=env, log_file=work_dir / f"worker-{index}.log"
+        )
+        exits.callback(worker.stop)
+        worker.start()
+        worker_processes.append(worker)
+        await wait_for_poller(temporal.address, LETRO_TASK_QUEUE, worker)
 
     port = free_port()
     ingress = ChildProcess(
@@ -93,7 +97,7 @@ async def start_local_stack(
     components = {
         "temporal": pids_with_argument(str(temporal.data_dir)),
         "mongod": pids_with_argument(str(mongodb.dbpath)),
-        "worker": [worker.pid],
+        "worker": [worker.pid for worker in worker_processes],
         "ingress": [ingress.pid],
     }
     return Stack(url, temporal.address, work_dir, components)
