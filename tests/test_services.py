@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import urllib.request
@@ -26,6 +25,7 @@ from infra.services import (
     TemporalDevServer,
     free_port,
 )
+from tests.conftest import require
 
 integration = pytest.mark.integration
 
@@ -192,11 +192,10 @@ def _mongo_client(uri: str) -> MongoClient[dict[str, Any]]:
 
 @pytest.fixture
 def pubsub_emulator(tmp_path: Path) -> Iterator[PubSubEmulator]:
-    if not PubSubEmulator.is_installed():
-        message = "Pub/Sub emulator (Cloud SDK component) or Java is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require(
+        PubSubEmulator.is_installed(),
+        "Pub/Sub emulator (Cloud SDK component) or Java is not installed",
+    )
     with PubSubEmulator(tmp_path, port=free_port()) as emulator:
         yield emulator
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -333,46 +334,46 @@ async def test_veraid_and_legacy_requests_never_match(
 # --- Refusals: a ContactPairingFailure to the requester, nothing stored -------------------------
 
 
-async def assert_refused(
-    http: httpx.AsyncClient,
-    url: str,
-    sink: Sink,
-    mongo_client: AsyncMongoClient[dict[str, Any]],
-    sender: VeraidAgent,
-    bundle: bytes,
-    target: str,
-    reason: ContactPairingFailureReason,
-    sender_id: str | None = None,
-) -> None:
-    recipient = sender_id or sender.endpoint_id
-    parcel_id = await send(http, url, sender, bundle, sender_id=recipient)
-    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(recipient)), TIMEOUT)
-    # A redelivery of the refused parcel earns no second failure.
-    await send(http, url, sender, bundle, sender_id=recipient, parcel_id=parcel_id)
-    await asyncio.sleep(1)
-    [failure] = sink.recorder.to(recipient)
-    assert failure.content_type == CONTACT_PAIRING_FAILURE
-    assert parse_contact_pairing_failure(failure.data) == (target, reason)
-    stored = requests_collection(mongo_client).count_documents(
-        {"requesterVeraId": sender.veraid_id}
-    )
-    assert await stored == 0
+Refuse = Callable[..., Awaitable[None]]
 
 
-async def test_bot_requester_is_refused(
+@pytest.fixture
+def assert_refused(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
     mongo_client: AsyncMongoClient[dict[str, Any]],
-    veraid_org: VeraidOrg,
-) -> None:
+) -> Refuse:
+    """Send a request; check its sender gets one failure (even on redelivery), nothing stored."""
+
+    async def check(
+        sender: VeraidAgent,
+        bundle: bytes,
+        target: str,
+        reason: ContactPairingFailureReason,
+        sender_id: str | None = None,
+    ) -> None:
+        recipient = sender_id or sender.endpoint_id
+        parcel_id = await send(http, ingress.url, sender, bundle, sender_id=recipient)
+        await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(recipient)), TIMEOUT)
+        # A redelivery of the refused parcel earns no second failure.
+        await send(http, ingress.url, sender, bundle, sender_id=recipient, parcel_id=parcel_id)
+        await asyncio.sleep(1)
+        [failure] = sink.recorder.to(recipient)
+        assert failure.content_type == CONTACT_PAIRING_FAILURE
+        assert parse_contact_pairing_failure(failure.data) == (target, reason)
+        stored = requests_collection(mongo_client).count_documents(
+            {"requesterVeraId": sender.veraid_id}
+        )
+        assert await stored == 0
+
+    return check
+
+
+async def test_bot_requester_is_refused(assert_refused: Refuse, veraid_org: VeraidOrg) -> None:
     bot = new_veraid_agent(veraid_org, "bot")
     target = "bob@tickety.boo"
     await assert_refused(
-        http,
-        ingress.url,
-        sink,
-        mongo_client,
         bot,
         veraid_org.bot_request(bot, target),
         target,
@@ -392,19 +393,10 @@ INVALID_TARGETS = {
 
 @pytest.mark.parametrize("target", INVALID_TARGETS.values(), ids=INVALID_TARGETS.keys())
 async def test_invalid_target_is_refused(
-    http: httpx.AsyncClient,
-    ingress: Ingress,
-    sink: Sink,
-    mongo_client: AsyncMongoClient[dict[str, Any]],
-    veraid_org: VeraidOrg,
-    target: str,
+    assert_refused: Refuse, veraid_org: VeraidOrg, target: str
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
     await assert_refused(
-        http,
-        ingress.url,
-        sink,
-        mongo_client,
         alice,
         alice.pairing_request(target),
         target,
@@ -413,19 +405,11 @@ async def test_invalid_target_is_refused(
 
 
 async def test_requester_as_target_is_refused(
-    http: httpx.AsyncClient,
-    ingress: Ingress,
-    sink: Sink,
-    mongo_client: AsyncMongoClient[dict[str, Any]],
-    veraid_org: VeraidOrg,
+    assert_refused: Refuse, veraid_org: VeraidOrg
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
     target = alice.veraid_id.upper()
     await assert_refused(
-        http,
-        ingress.url,
-        sink,
-        mongo_client,
         alice,
         alice.pairing_request(target),
         target,
@@ -434,19 +418,11 @@ async def test_requester_as_target_is_refused(
 
 
 async def test_non_rsa_requester_key_is_refused(
-    http: httpx.AsyncClient,
-    ingress: Ingress,
-    sink: Sink,
-    mongo_client: AsyncMongoClient[dict[str, Any]],
-    veraid_org: VeraidOrg,
+    assert_refused: Refuse, veraid_org: VeraidOrg
 ) -> None:
     alice = new_veraid_agent(veraid_org, "alice")
     ec_key = spki(ec.generate_private_key(ec.SECP256R1()))
     await assert_refused(
-        http,
-        ingress.url,
-        sink,
-        mongo_client,
         alice,
         alice.pairing_request("bob@tickety.boo", key_spki=ec_key),
         "bob@tickety.boo",
@@ -455,18 +431,10 @@ async def test_non_rsa_requester_key_is_refused(
 
 
 async def test_key_of_another_endpoint_is_refused(
-    http: httpx.AsyncClient,
-    ingress: Ingress,
-    sink: Sink,
-    mongo_client: AsyncMongoClient[dict[str, Any]],
-    veraid_org: VeraidOrg,
+    assert_refused: Refuse, veraid_org: VeraidOrg
 ) -> None:
     alice, mallory = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "m")
     await assert_refused(
-        http,
-        ingress.url,
-        sink,
-        mongo_client,
         alice,
         alice.pairing_request("bob@tickety.boo"),
         "bob@tickety.boo",
