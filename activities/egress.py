@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import httpx
+import aiohttp
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -28,25 +28,41 @@ class EventSink(Protocol):
 
 
 class HttpBinarySink:
-    """POSTs each event in CloudEvents binary content mode to ``K_SINK``."""
+    """POSTs each event in CloudEvents binary content mode to ``K_SINK``.
+
+    aiohttp rather than httpx, which the rest of the server uses: each pairing match is
+    two POSTs from the worker's event loop, and httpx's per-request overhead was a fifth
+    of the worker's CPU time under load (profiled with py-spy).
+    """
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self._url = url
-        self._client = httpx.AsyncClient(timeout=timeout)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the event loop it was made in.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
 
     async def send(self, message: OutgoingServiceMessage) -> None:
         headers, body = event_to_binary_http(outgoing_message_to_event(message))
-        response = await self._client.post(self._url, headers=headers, content=body)
-        if response.is_success:
+        async with self._client().post(
+            self._url, headers=headers, data=body, allow_redirects=False
+        ) as response:
+            status = response.status
+            await response.read()  # so the connection goes back to the pool
+        if 200 <= status < 300:
             return
-        status = response.status_code
         detail = f"Sink answered HTTP {status} to event {message.event_id}"
         if 400 <= status < 500 and status not in _TRANSIENT_STATUSES:
             raise ApplicationError(detail, type="SinkRejectedEvent", non_retryable=True)
         raise ApplicationError(detail, type="SinkUnavailable")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class PubSubSink:

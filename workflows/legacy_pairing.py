@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from letro.content_types import PAIRING_MATCH_TMP
     from letro.legacy_pairing import serialise_pairing_match
     from workflows.pairing import (
+        SANDBOXED,
         PairingInput,
         PairingOutcome,
         PairingStatus,
@@ -35,7 +36,7 @@ def workflow_id_for(veraid_id_a: str, veraid_id_b: str) -> str:
     return pair_workflow_id(WORKFLOW_ID_PREFIX, veraid_id_a, veraid_id_b)
 
 
-@workflow.defn(name="LegacyContactPairing")
+@workflow.defn(name="LegacyContactPairing", sandboxed=SANDBOXED)
 class LegacyContactPairing(PairWorkflow):
     KIND = "legacy"
 

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
     from workflows.pairing import (
         RETRY_FOREVER,
+        SANDBOXED,
         PairingInput,
         PairingOutcome,
         PairWorkflow,
@@ -90,7 +91,7 @@ async def _send_failure(request: IncomingPairingRequest, failure_b64: str) -> No
     )
 
 
-@workflow.defn(name="VeraidContactPairing")
+@workflow.defn(name="VeraidContactPairing", sandboxed=SANDBOXED)
 class VeraidContactPairing(PairWorkflow):
     KIND = "veraid"
 

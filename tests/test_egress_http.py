@@ -1,0 +1,119 @@
+"""The HTTP sink of the egress against a real HTTP server: what it sends, and how it
+classifies the sink's answers for Temporal's retries."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+from temporalio.exceptions import ApplicationError
+
+from activities.egress import HttpBinarySink
+from awala.service_messages import OUTGOING_SERVICE_MESSAGE_TYPE, OutgoingServiceMessage
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+MESSAGE = OutgoingServiceMessage(
+    event_id="event-1",
+    sender_id="0server",
+    recipient_id="0peer",
+    content_type="application/vnd.example",
+    content=b"\x00\x01binary\xff",
+    creation_time=NOW,
+    expiry_time=NOW + timedelta(days=90),
+)
+
+
+@dataclass
+class Server:
+    url: str
+    status: int = 204
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    state = Server(url="")
+
+    async def receive(request: web.Request) -> web.Response:
+        state.received.append((dict(request.headers), await request.read()))
+        if 300 <= state.status < 400:
+            return web.Response(status=state.status, headers={"Location": "/elsewhere"})
+        return web.Response(status=state.status)
+
+    async def elsewhere(_request: web.Request) -> web.Response:
+        raise AssertionError("the sink must not follow redirects")
+
+    app = web.Application()
+    app.router.add_post("/", receive)
+    app.router.add_route("*", "/elsewhere", elsewhere)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    state.url = f"http://127.0.0.1:{port}/"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+async def test_posts_the_event_in_binary_mode(server: Server) -> None:
+    sink = HttpBinarySink(server.url)
+    try:
+        await sink.send(MESSAGE)
+        await sink.send(MESSAGE)  # a second send reuses the session
+    finally:
+        await sink.close()
+
+    assert len(server.received) == 2
+    headers, body = server.received[0]
+    assert body == MESSAGE.content
+    assert headers["ce-id"] == "event-1"
+    assert headers["ce-type"] == OUTGOING_SERVICE_MESSAGE_TYPE
+    assert headers["ce-source"] == "0server"
+    assert headers["ce-subject"] == "0peer"
+    assert headers["Content-Type"] == "application/vnd.example"
+
+
+@pytest.mark.parametrize("status", [400, 404, 413])
+async def test_a_refused_event_is_not_retried(server: Server, status: int) -> None:
+    server.status = status
+    sink = HttpBinarySink(server.url)
+    try:
+        with pytest.raises(ApplicationError) as raised:
+            await sink.send(MESSAGE)
+    finally:
+        await sink.close()
+    assert raised.value.type == "SinkRejectedEvent"
+    assert raised.value.non_retryable
+
+
+@pytest.mark.parametrize("status", [302, 408, 429, 500, 503])
+async def test_other_failures_are_retried(server: Server, status: int) -> None:
+    server.status = status
+    sink = HttpBinarySink(server.url)
+    try:
+        with pytest.raises(ApplicationError) as raised:
+            await sink.send(MESSAGE)
+    finally:
+        await sink.close()
+    assert raised.value.type == "SinkUnavailable"
+    assert not raised.value.non_retryable
+    assert len(server.received) == 1
+
+
+async def test_an_unreachable_sink_raises_for_a_retry() -> None:
+    sink = HttpBinarySink("http://127.0.0.1:1/")
+    try:
+        # Any exception but a non-retryable ApplicationError is retried by Temporal.
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await sink.send(MESSAGE)
+    finally:
+        await sink.close()
+
+
+async def test_closing_an_unused_sink_is_harmless() -> None:
+    await HttpBinarySink("http://127.0.0.1:1/").close()
