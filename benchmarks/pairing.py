@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -262,7 +262,7 @@ class PairOutcome:
 
 class PairingClient:
     def __init__(
-        self, http: httpx.AsyncClient, url: str, recorder: MatchRecorder, content_type: str
+        self, http: aiohttp.ClientSession, url: str, recorder: MatchRecorder, content_type: str
     ) -> None:
         self._http = http
         self._url = url
@@ -276,13 +276,20 @@ class PairingClient:
         outcome = "error:not sent"
         for attempt in range(TRANSPORT_RETRIES + 1):
             try:
-                response = await self._http.post(self._url, headers=headers, content=side.request)
-            except httpx.TransportError as error:
+                async with self._http.post(
+                    self._url, headers=headers, data=side.request
+                ) as response:
+                    await response.read()
+            except (
+                aiohttp.ClientConnectionError,
+                aiohttp.ClientPayloadError,
+                TimeoutError,
+            ) as error:
                 outcome = f"error:{type(error).__name__}"
                 if attempt < TRANSPORT_RETRIES:
                     self.transport_retries += 1
                 continue
-            return str(response.status_code)
+            return str(response.status)
         return outcome
 
     def _expect(self, pair: Pair) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
@@ -537,8 +544,8 @@ async def pairing_phase(
             lanes = [await _pairing_client(bench, clients, OPEN_LOOP_POOL)]
             outcomes, lag = await at_rate(lanes[0], pairs, rate_per_s, deadline, args.seed)
         else:
-            # Simultaneous arrival needs two connections per lane, or httpx would queue the
-            # second request of a pair behind the first.
+            # Simultaneous arrival needs two connections per lane, or the client would queue
+            # the second request of a pair behind the first.
             together = arrival is Arrival.SIMULTANEOUS
             pool = 2 if together else 1
             lanes = [await _pairing_client(bench, clients, pool) for _ in range(args.concurrency)]
@@ -556,16 +563,17 @@ async def pairing_phase(
 
 
 async def _pairing_client(bench: Bench, clients: AsyncExitStack, pool: int) -> PairingClient:
-    """A client with its own connection pool.
+    """A client with its own connection pool of ``pool`` connections.
 
-    In the closed loop each lane gets a pool of one: httpx scans every pooled connection
-    on each request, so one pool of 64 connections cost the generator about as much CPU as
-    the ingress spends serving the requests, on the cores the stack needs.
+    aiohttp, not httpx: the generator shares the cores with the stack it measures, and
+    with httpx it spent more CPU per request than the ingress serving it (py-spy).
     """
-    limits = httpx.Limits(
-        max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=KEEPALIVE_EXPIRY
+    connector = aiohttp.TCPConnector(limit=pool, keepalive_timeout=KEEPALIVE_EXPIRY)
+    http = await clients.enter_async_context(
+        aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
+        )
     )
-    http = await clients.enter_async_context(httpx.AsyncClient(limits=limits, timeout=HTTP_TIMEOUT))
     content_type = bench.workload.protocol.request_content_type
     return PairingClient(http, bench.stack.ingress_url, bench.recorder, content_type)
 
