@@ -63,6 +63,8 @@ class TemporalSettings:
     tls: bool
     tls_client_cert_path: Path | None
     tls_client_key_path: Path | None
+    # Workflows the worker keeps in memory between tasks; see worker.py for the default.
+    max_cached_workflows: int = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +298,9 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
         tls=read.parsed("TEMPORAL_TLS", bool(api_key or cert_path), _boolean, "a boolean"),
         tls_client_cert_path=Path(cert_path) if cert_path else None,
         tls_client_key_path=Path(key_path) if key_path else None,
+        max_cached_workflows=read.parsed(
+            "TEMPORAL_MAX_CACHED_WORKFLOWS", 250, _positive_int, "a positive integer"
+        ),
     )
 
     mongodb = MongoSettings(

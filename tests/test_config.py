@@ -26,6 +26,7 @@ def test_defaults_for_the_ingress() -> None:
     assert settings.temporal.namespace == "default"
     assert settings.temporal.task_queue == "letro-server"
     assert settings.temporal.tls is False
+    assert settings.temporal.max_cached_workflows == 250
     assert settings.pairing_request_ttl == timedelta(days=90)
 
 
@@ -115,6 +116,24 @@ def test_mtls_needs_both_files(tmp_path: Path) -> None:
         },
     )
     assert settings.temporal.tls is True
+
+
+def test_workflow_cache_size() -> None:
+    settings = load_settings(
+        "worker",
+        {**MINIMAL, "K_SINK": "http://sink.example/", "TEMPORAL_MAX_CACHED_WORKFLOWS": "40"},
+    )
+    assert settings.temporal.max_cached_workflows == 40
+    for value in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match="TEMPORAL_MAX_CACHED_WORKFLOWS"):
+            load_settings(
+                "worker",
+                {
+                    **MINIMAL,
+                    "K_SINK": "http://sink.example/",
+                    "TEMPORAL_MAX_CACHED_WORKFLOWS": value,
+                },
+            )
 
 
 def test_values_are_normalised() -> None:
