@@ -63,8 +63,8 @@ class TemporalSettings:
     tls: bool
     tls_client_cert_path: Path | None
     tls_client_key_path: Path | None
-    # Workflows the worker keeps in memory between tasks; see worker.py for the default.
-    max_cached_workflows: int = 250
+    # Workflows the worker keeps in memory between tasks (the SDK's default).
+    max_cached_workflows: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +299,7 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
         tls_client_cert_path=Path(cert_path) if cert_path else None,
         tls_client_key_path=Path(key_path) if key_path else None,
         max_cached_workflows=read.parsed(
-            "TEMPORAL_MAX_CACHED_WORKFLOWS", 250, _positive_int, "a positive integer"
+            "TEMPORAL_MAX_CACHED_WORKFLOWS", 1000, _positive_int, "a positive integer"
         ),
     )
 

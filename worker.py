@@ -61,12 +61,12 @@ def tune_garbage_collector() -> None:
 
     A full collection stops the event loop, and with it every workflow task and local
     activity. Measured under the pairing benchmark, full collections took 140-270 ms:
-    they traversed the ~105,000 objects of the imported code and ~40,000 objects of
-    evicted workflows at a time (an evicted workflow leaves reference cycles behind).
-    Freezing what exists at start-up takes the former out of every collection, and
-    allowing a full collection after every second middle one instead of every tenth
-    keeps the batches of cyclic garbage small: with a workflow cache of 250, the pauses
-    fell to about 60 ms for a few percent more collector time.
+    they traversed the ~105,000 objects of the imported code, the cached workflows, and
+    ~40,000 objects of evicted workflows at a time (an evicted workflow leaves reference
+    cycles behind, which only a full collection frees). Freezing what exists at start-up
+    takes the imported code out of every collection, and allowing a full collection
+    after every second middle one instead of every tenth keeps the batches of cyclic
+    garbage small, for a few percent more collector time.
     """
     gc.collect()
     gc.freeze()
@@ -150,10 +150,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         ],
         activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
-        # Smaller than the SDK's 1000: a pair's workflow is cached while it waits for the
-        # other side and while it lingers after the match, and a large cache mostly holds
-        # the latter, which makes every full garbage collection slower. An evicted
-        # workflow is replayed from its (short) history when it is next signalled.
+        # A larger cache means longer full garbage collections; a smaller one, more
+        # replays of workflows evicted while a backlog waits (measured: a cache of 250
+        # cost the VeraId benchmark a fifth of its throughput).
         max_cached_workflows=settings.temporal.max_cached_workflows,
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)

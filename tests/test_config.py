@@ -26,7 +26,7 @@ def test_defaults_for_the_ingress() -> None:
     assert settings.temporal.namespace == "default"
     assert settings.temporal.task_queue == "letro-server"
     assert settings.temporal.tls is False
-    assert settings.temporal.max_cached_workflows == 250
+    assert settings.temporal.max_cached_workflows == 1000
     assert settings.pairing_request_ttl == timedelta(days=90)
 
 
