@@ -36,10 +36,10 @@ with workflow.unsafe.imports_passed_through():
         MemberToCreate,
     )
     from activities.messages import OutgoingMessage
-    from awala.service_messages import default_expiry
     from letro.account_messages import serialise_account_creation
     from letro.account_names import name_with_suffix
     from letro.content_types import ACCOUNT_CREATION
+    from workflows.replies import RETRY_FOREVER, emit, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
 SIGNAL_NAME = "account_request"
@@ -52,15 +52,8 @@ _AUTHORITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
 )
 _AUTHORITY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
-# Compensation and the reply must eventually happen, however long the outage.
-_RETRY_FOREVER = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
 _CHECK_TIMEOUT = timedelta(seconds=30)
 _T = TypeVar("_T")
-_EMIT_TIMEOUT = timedelta(seconds=15)
 
 
 def workflow_id_for(sender_endpoint_id: str, content: bytes) -> str:
@@ -175,7 +168,7 @@ class AccountCreation:
                 "delete_vauth_member",
                 member,
                 start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
-                retry_policy=_RETRY_FOREVER,
+                retry_policy=RETRY_FOREVER,  # compensation must eventually happen
             )
             workflow.logger.info("Member deleted", extra={"memberPath": member.self_path})
             raise _NoAccount from None
@@ -235,26 +228,19 @@ class AccountCreation:
         content = serialise_account_creation(
             account.requested_user_name, account.locale, assigned, base64.b64decode(bundle_b64)
         )
-        now = workflow.now()
+        # One reply per run, so the run alone fixes its id (no step, unlike replies.event_id).
         info = workflow.info()
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}")
-        return OutgoingMessage(
+        return outgoing_message(
             event_id=str(event_id),
             sender_endpoint_id=request.server_endpoint_id,
             recipient_endpoint_id=request.sender_endpoint_id,
             content_type=ACCOUNT_CREATION,
             content_b64=base64.b64encode(content).decode("ascii"),
-            creation_time=now,
-            expiry_time=default_expiry(now),
         )
 
     async def _emit(self, reply: OutgoingMessage) -> None:
-        await workflow.execute_local_activity(
-            "emit_service_message",
-            reply,
-            start_to_close_timeout=_EMIT_TIMEOUT,
-            retry_policy=_RETRY_FOREVER,
-        )
+        await emit(reply)
         self._replies += 1
         workflow.logger.info(
             "Account creation reply sent",

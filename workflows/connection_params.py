@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,9 +30,8 @@ with workflow.unsafe.imports_passed_through():
         ResolvedEndpoint,
         ResolveRequest,
     )
-    from activities.messages import OutgoingMessage
-    from awala.service_messages import default_expiry
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
+    from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "connection-params"
 # Parcel ids are chosen by the sender; long ones are hashed to keep under Temporal's limit.
@@ -52,14 +50,6 @@ _TRANSIENT_RETRY = RetryPolicy(
 )
 _RESOLVE_ATTEMPT_TIMEOUT = timedelta(seconds=10)
 _FETCH_ATTEMPT_TIMEOUT = timedelta(seconds=15)  # up to 3 targets x 3 s, plus margin
-# The reply is emitted as in legacy pairing: a quick local activity retried until it
-# succeeds, so an answer that was decided is never lost.
-_EMIT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-_EMIT_TIMEOUT = timedelta(seconds=15)
 
 
 def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
@@ -147,21 +137,15 @@ class ConnectionParamsRetrieval:
     async def _reply(
         self, request: ConnectionParamsInput, content_type: str, content: bytes
     ) -> None:
-        now = workflow.now()
-        message = OutgoingMessage(
-            event_id=_event_id("reply"),
-            sender_endpoint_id=request.server_endpoint_id,
-            recipient_endpoint_id=request.requester_endpoint_id,
-            content_type=content_type,
-            content_b64=base64.b64encode(content).decode("ascii"),
-            creation_time=now,
-            expiry_time=default_expiry(now),
-        )
-        await workflow.execute_local_activity(
-            "emit_service_message",
-            message,
-            start_to_close_timeout=_EMIT_TIMEOUT,
-            retry_policy=_EMIT_RETRY,
+        # Retried until it succeeds, so an answer that was decided is never lost.
+        await emit(
+            outgoing_message(
+                event_id=event_id("reply"),
+                sender_endpoint_id=request.server_endpoint_id,
+                recipient_endpoint_id=request.requester_endpoint_id,
+                content_type=content_type,
+                content_b64=base64.b64encode(content).decode("ascii"),
+            )
         )
 
 
@@ -172,9 +156,3 @@ def _budget(deadline: datetime, attempt_timeout: timedelta) -> timedelta:
     waited for a worker, and the whole retrieval stays bounded: window plus one attempt.
     """
     return max(deadline - workflow.now(), attempt_timeout)
-
-
-def _event_id(step: str) -> str:
-    """An outgoing event id fixed by the workflow run and step: a retried emission reuses it."""
-    info = workflow.info()
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}/{step}"))

@@ -8,14 +8,11 @@ comes from the sender and parcel, so a redelivered message is not forwarded twic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import OutgoingMessage
-    from awala.service_messages import default_expiry
-    from workflows.pairing import RETRY_FOREVER, event_id
+    from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "forward"
 
@@ -36,18 +33,12 @@ class Forwarding:
 class ForwardServiceMessage:
     @workflow.run
     async def run(self, forwarding: Forwarding) -> None:
-        now = workflow.now()
-        await workflow.execute_local_activity(
-            "emit_service_message",
-            OutgoingMessage(
+        await emit(
+            outgoing_message(
                 event_id=event_id("forward"),
                 sender_endpoint_id=forwarding.server_endpoint_id,
                 recipient_endpoint_id=forwarding.recipient_endpoint_id,
                 content_type=forwarding.content_type,
                 content_b64=forwarding.content_b64,
-                creation_time=now,
-                expiry_time=default_expiry(now),
-            ),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=RETRY_FOREVER,
+            )
         )

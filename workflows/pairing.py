@@ -10,22 +10,19 @@ broker's late redelivery of a request it already matched has no effect.
 
 import asyncio
 import base64
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import (
-        OutgoingMessage,
         PairingRequestReceived,
         PairingRequestsToDelete,
         PendingPairingRequest,
     )
-    from awala.service_messages import default_expiry
+    from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 SIGNAL_NAME = "pairing_request"
 # The pair workflows (every pairing request is a signal to one) run outside the workflow
@@ -42,14 +39,8 @@ MAX_REMEMBERED_PARCELS = 64
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. Transient
-# failures (broker or MongoDB down) are retried with backoff, without a deadline, so a
-# request that was accepted is never dropped; the Web UI shows the attempts.
-RETRY_FOREVER = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-_EMIT_TIMEOUT = timedelta(seconds=15)
+# failures (broker or MongoDB down) are retried without a deadline (RETRY_FOREVER), so a
+# request that was accepted is never dropped.
 _STORE_TIMEOUT = timedelta(seconds=10)
 
 
@@ -278,22 +269,14 @@ class PairWorkflow:
         match_number: int,
     ) -> None:
         content_type, content = self._match_message(recipient, contact)
-        now = workflow.now()
-        message = OutgoingMessage(
+        message = outgoing_message(
             event_id=event_id(f"match-{match_number}-to-{recipient.requester_veraid_id}"),
             sender_endpoint_id=recipient.server_endpoint_id,
             recipient_endpoint_id=recipient.requester_endpoint_id,
             content_type=content_type,
             content_b64=base64.b64encode(content).decode("ascii"),
-            creation_time=now,
-            expiry_time=default_expiry(now),
         )
-        await workflow.execute_local_activity(
-            "emit_service_message",
-            message,
-            start_to_close_timeout=_EMIT_TIMEOUT,
-            retry_policy=RETRY_FOREVER,
-        )
+        await emit(message)
         workflow.logger.info(
             "Pairing match sent",
             extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
@@ -317,9 +300,3 @@ class PairWorkflow:
             start_to_close_timeout=_STORE_TIMEOUT,
             retry_policy=RETRY_FOREVER,
         )
-
-
-def event_id(step: str) -> str:
-    """An outgoing event id fixed by the workflow run and step: a retried emission reuses it."""
-    info = workflow.info()
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}/{step}"))

@@ -27,20 +27,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.messages import (
         ContactPairingVerdict,
         IncomingPairingRequest,
-        OutgoingMessage,
         PairingRequestReceived,
     )
-    from awala.service_messages import default_expiry
     from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
     from workflows.pairing import (
-        RETRY_FOREVER,
         SANDBOXED,
         PairingInput,
         PairingOutcome,
         PairWorkflow,
-        event_id,
         pair_workflow_id,
     )
+    from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "veraid-pairing"
 REQUEST_WORKFLOW_ID_PREFIX = "contact-pairing-request"
@@ -48,7 +45,6 @@ REQUEST_WORKFLOW_NAME = "ContactPairingRequest"
 
 # RSA and DNSSEC checks of one bundle take milliseconds; the margin covers a busy worker.
 _VERIFY_TIMEOUT = timedelta(seconds=30)
-_EMIT_TIMEOUT = timedelta(seconds=15)
 
 
 def workflow_id_for(veraid_id_a: str, veraid_id_b: str) -> str:
@@ -73,21 +69,15 @@ async def _verify(request: IncomingPairingRequest) -> ContactPairingVerdict:
 
 
 async def _send_failure(request: IncomingPairingRequest, failure_b64: str) -> None:
-    now = workflow.now()
-    await workflow.execute_local_activity(
-        "emit_service_message",
-        OutgoingMessage(
+    await emit(
+        outgoing_message(
             # One failure per parcel, whichever workflow refuses it.
             event_id=event_id(f"failure-{request.sender_endpoint_id}/{request.parcel_id}"),
             sender_endpoint_id=request.server_endpoint_id,
             recipient_endpoint_id=request.sender_endpoint_id,
             content_type=CONTACT_PAIRING_FAILURE,
             content_b64=failure_b64,
-            creation_time=now,
-            expiry_time=default_expiry(now),
-        ),
-        start_to_close_timeout=_EMIT_TIMEOUT,
-        retry_policy=RETRY_FOREVER,
+        )
     )
 
 
