@@ -268,6 +268,11 @@ async def test_workflow_is_readable_in_temporal(
 ) -> None:
     alice, bob = new_agent("alice"), new_agent("bob")
     await send_pairing_request(http, ingress.url, alice, bob)
+    # Alice's request is handled (and stored) on its own before Bob's arrives: two
+    # requests in one workflow task would match without ever being stored.
+    await wait_for_status(
+        temporal_client, alice, bob, lambda s: s.pending_requesters == [alice.veraid_id]
+    )
     await send_pairing_request(http, ingress.url, bob, alice)
     await wait_for_matches(sink, alice, bob)
     await wait_for_status(temporal_client, alice, bob, lambda s: s.matches == 1)
