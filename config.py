@@ -27,6 +27,7 @@ from letro.account_names import (
     DEFAULT_RESERVED_WORDS,
 )
 from veraid import IANA_TRUST_ANCHORS, TrustAnchor
+from workflows.pairing import MAX_HISTORY_EVENTS
 
 T = TypeVar("T")
 
@@ -137,6 +138,8 @@ class Settings:
     connection_params: ConnectionParamsSettings
     veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    # History length at which a pair workflow continues as new (see workflows.pairing).
+    pairing_history_events: int = MAX_HISTORY_EVENTS
 
 
 class _Reader:
@@ -346,6 +349,9 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
             )
         ),
         connection_params=connection_params,
+        pairing_history_events=read.parsed(
+            "PAIRING_HISTORY_LIMIT_EVENTS", MAX_HISTORY_EVENTS, _positive_int, "a positive integer"
+        ),
         veraid_trust_anchors=read.parsed(
             "VERAID_TRUST_ANCHORS",
             IANA_TRUST_ANCHORS,

@@ -11,7 +11,6 @@ import asyncio
 import gc
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import structlog
@@ -23,7 +22,6 @@ from activities.connection_params import (
     ConnectionParamsRetrieval as ConnectionParamsActivities,
 )
 from activities.connection_params import make_http_client, make_resolver
-from activities.contact_pairing import ContactPairingVerifier
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
@@ -35,21 +33,18 @@ from workflows.account_creation import AccountCreation
 from workflows.connection_params import ConnectionParamsRetrieval
 from workflows.forwarding import ForwardServiceMessage
 from workflows.legacy_pairing import LegacyContactPairing
-from workflows.veraid_pairing import ContactPairingRequestWorkflow, VeraidContactPairing
+from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
 
 logger = structlog.get_logger("worker")
 
 WORKFLOWS = [
     LegacyContactPairing,
     VeraidContactPairing,
-    ContactPairingRequestWorkflow,
+    ContactPairingRefusal,
     ForwardServiceMessage,
     ConnectionParamsRetrieval,
     AccountCreation,
 ]
-# Threads for the synchronous, CPU-bound activities (VeraId verification). Two per core at
-# most helps little: the GIL is released only inside OpenSSL.
-VERIFICATION_THREADS = 4
 # Our own packages hold no mutable module state and do no I/O at import, so the workflow
 # sandbox may share them instead of re-importing them (and rebuilding every dataclass) for
 # each new workflow run: profiled, that re-import was a fifth of the worker's CPU time.
@@ -127,8 +122,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     connection_params = ConnectionParamsActivities(
         make_resolver(settings.connection_params.resolver, http), http
     )
-    verifier = ContactPairingVerifier(settings.veraid_trust_anchors)
-    executor = ThreadPoolExecutor(VERIFICATION_THREADS, thread_name_prefix="verification")
     authority = make_authority_client(settings.accounts)
     accounts = make_account_activities(settings.accounts, authority)
     worker = Worker(
@@ -141,14 +134,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             store.delete,
             connection_params.resolve,
             connection_params.fetch,
-            verifier.verify,
-            accounts.check_account_request,
+            accounts.name_account,
             accounts.create_member,
             accounts.import_public_key,
             accounts.get_member_bundle,
             accounts.delete_member,
         ],
-        activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
         # A larger cache means longer full garbage collections; a smaller one, more
         # replays of workflows evicted while a backlog waits (measured: a cache of 250
@@ -172,7 +163,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             logger.info("Worker stopping")
     finally:
         await http.aclose()
-        executor.shutdown(wait=False)
         if authority is not None:
             await authority.close()
         await sink.close()

@@ -1,4 +1,4 @@
-"""The account creation activities: checking a request, and each VeraId Authority call.
+"""The account creation activities: naming the account, and each VeraId Authority call.
 
 Authority failures become Temporal errors the workflow can act on: transient ones are plain
 (retryable) errors, 4xx answers are non-retryable with the exception's name as the type, so
@@ -22,9 +22,7 @@ from activities.veraid_authority import (
     AuthorityRefused,
     AuthorityUnavailable,
 )
-from letro.account_messages import parse_account_request, verify_account_request
 from letro.account_names import NamingRules, domain_for_locale, sanitise_user_name
-from letro.errors import LetroProtocolError
 
 logger = structlog.get_logger(__name__)
 
@@ -32,9 +30,12 @@ LETRO_SERVICE_OID = "1.3.6.1.4.1.58708.2.0"
 
 
 @dataclass(frozen=True)
-class AccountRequestToCheck:
-    content_b64: str
-    sender_endpoint_id: str
+class AccountRequestToName:
+    """What an account request, verified by the ingress, asks for."""
+
+    requested_user_name: str
+    locale: str
+    public_key_b64: str
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,6 @@ class AccountToCreate:
     name_attempts: int
     authority_retry_seconds: float
     dedup_window_seconds: float
-
-
-@dataclass(frozen=True)
-class AccountRequestCheck:
-    account: AccountToCreate | None  # None: refused, the reason is logged
 
 
 @dataclass(frozen=True)
@@ -112,38 +108,29 @@ class AccountActivities:
             )
         return self._authority
 
-    @activity.defn(name="check_account_request")
-    async def check_account_request(self, request: AccountRequestToCheck) -> AccountRequestCheck:
-        log = logger.bind(peerId=request.sender_endpoint_id)
-        try:
-            parsed = parse_account_request(base64.b64decode(request.content_b64))
-            verify_account_request(parsed)
-        except LetroProtocolError as error:
-            log.info(
-                "Refused account creation request", reason=str(error), err=type(error).__name__
-            )
-            return AccountRequestCheck(None)
+    @activity.defn(name="name_account")
+    async def name_account(self, request: AccountRequestToName) -> AccountToCreate:
         options = self._options
         # Not the workflow's random: this runs once and its result is recorded in history.
-        user_name = sanitise_user_name(parsed.user_name, options.rules, random.Random())
+        user_name = sanitise_user_name(request.requested_user_name, options.rules, random.Random())
         account = AccountToCreate(
-            requested_user_name=parsed.user_name,
-            locale=parsed.locale,
-            public_key_b64=base64.b64encode(parsed.public_key_der).decode("ascii"),
+            requested_user_name=request.requested_user_name,
+            locale=request.locale,
+            public_key_b64=request.public_key_b64,
             user_name=user_name,
-            domain=domain_for_locale(parsed.locale, options.rules),
+            domain=domain_for_locale(request.locale, options.rules),
             name_attempts=options.name_attempts,
             authority_retry_seconds=options.authority_retry_seconds,
             dedup_window_seconds=options.dedup_window_seconds,
         )
-        log.info(
-            "Account creation request verified",
-            requestedUserName=parsed.user_name,
-            locale=parsed.locale,
+        logger.info(
+            "Account named",
+            requestedUserName=request.requested_user_name,
+            locale=request.locale,
             userName=user_name,
             domain=account.domain,
         )
-        return AccountRequestCheck(account)
+        return account
 
     @activity.defn(name="create_vauth_member")
     async def create_member(self, member: MemberToCreate) -> CreatedMember:

@@ -56,10 +56,11 @@ class PairingRequestsToDelete:
 
 @dataclass(frozen=True)
 class PairingRequestReceived:
-    """Signal: one side's (checked) pairing request.
+    """Signal: one side's pairing request, checked by the ingress before it was signalled.
 
-    For VeraId requests the ids are in their matching form (see ``letro.veraid_ids.pairing_key``)
-    and ``signature_bundle_b64`` holds the requester's SignatureBundle, forwarded on a match.
+    For VeraId requests the SignatureBundle was verified, the ids are in their matching
+    form (see ``letro.veraid_ids.pairing_key``) and ``signature_bundle_b64`` holds the
+    requester's SignatureBundle, forwarded on a match.
     """
 
     parcel_id: str
@@ -77,25 +78,11 @@ class PairingRequestReceived:
 
 
 @dataclass(frozen=True)
-class IncomingPairingRequest:
-    """A ``contact-pairing.request`` message as the ingress received it, still unverified."""
+class ContactPairingRefusalToSend:
+    """A verified contact pairing request that earned a ``ContactPairingFailure``."""
 
     parcel_id: str
     sender_endpoint_id: str
     server_endpoint_id: str
-    content_b64: str
-    request_ttl_seconds: float
-
-
-@dataclass(frozen=True)
-class ContactPairingVerdict:
-    """What verifying a contact pairing request concluded.
-
-    Exactly one of: a failure message to send back (``failure_b64``), a verified request
-    (the ids, in their matching form, and the key), or neither (dropped; the reason is logged).
-    """
-
-    requester_veraid_id: str | None = None
-    target_veraid_id: str | None = None
-    requester_id_key_b64: str | None = None
-    failure_b64: str | None = None
+    reason: str  # the ContactPairingFailureReason's name, for the Web UI and the logs
+    failure_b64: str

@@ -22,6 +22,11 @@ OUTGOING_SERVICE_MESSAGE_TYPE = "tech.relaycorp.awala.endpoint-internet.outgoing
 
 # How long the endpoint should keep trying to deliver our replies, as the original server did.
 OUTGOING_MESSAGE_TTL_MONTHS = 3
+# Parcel ids are at most 64 characters in RAMF (relaynet-core's MAX_ID_LENGTH). Endpoint ids
+# are "0" and a hex SHA-256 digest, 65 characters; twice that leaves room for any future
+# form while keeping every workflow id built from them under Temporal's 1,000-byte limit.
+MAX_PARCEL_ID_LENGTH = 64
+MAX_ENDPOINT_ID_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +77,19 @@ def incoming_message_from_event(event: BaseCloudEvent) -> IncomingServiceMessage
     content = _data_as_bytes(event.get_data())
     if content is None:
         raise InvalidServiceMessage("Missing event data")
+    parcel_id, sender_id = str(attributes["id"]), str(attributes["source"])
+    # Ours, not the reference backend's: these ids end up in workflow ids, which Temporal
+    # bounds. An id over the limit is refused for good rather than retried by the broker.
+    if len(parcel_id.encode()) > MAX_PARCEL_ID_LENGTH:
+        raise InvalidServiceMessage(f"Event id is longer than {MAX_PARCEL_ID_LENGTH} bytes")
+    for name, value in (("source", sender_id), ("subject", str(subject))):
+        if len(value.encode()) > MAX_ENDPOINT_ID_LENGTH:
+            raise InvalidServiceMessage(
+                f"Event {name} is longer than {MAX_ENDPOINT_ID_LENGTH} bytes"
+            )
     return IncomingServiceMessage(
-        parcel_id=str(attributes["id"]),
-        sender_id=str(attributes["source"]),
+        parcel_id=parcel_id,
+        sender_id=sender_id,
         recipient_id=str(subject),
         content_type=str(content_type),
         content=content,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -29,6 +29,7 @@ from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
 from ingress.routing import (
+    ContentTooLarge,
     Ignore,
     RoutingOptions,
     SignalWithStart,
@@ -39,8 +40,9 @@ from ingress.routing import (
 
 logger = structlog.get_logger("ingress")
 
-# Awala parcels carry at most a few megabytes; Temporal refuses payloads over 2 MiB.
-MAX_CONTENT_LENGTH = 1024 * 1024
+# The largest service message we accept is 32 KiB (``letro.content_types``); a Pub/Sub push
+# wraps it in base64 and JSON. Anything larger is refused before it is read.
+MAX_CONTENT_LENGTH = 64 * 1024
 # Within the broker's push deadline (10 s for Pub/Sub in production).
 TEMPORAL_RPC_TIMEOUT = timedelta(seconds=5)
 HEALTH_CHECK_TIMEOUT = 3.0
@@ -53,6 +55,8 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     routing = RoutingOptions(
         pairing_request_ttl=settings.pairing_request_ttl,
         connection_params_retry_window=settings.connection_params.retry_window,
+        veraid_trust_anchors=settings.veraid_trust_anchors,
+        pairing_history_events=settings.pairing_history_events,
     )
 
     @app.before_serving
@@ -107,10 +111,14 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
             parcelId=message.parcel_id, contentType=message.content_type, peerId=message.sender_id
         )
         try:
-            decision = route(message, routing)
+            decision = route(message, routing, datetime.now(UTC))
         except UnsupportedContentType as error:
             log.warning("Unsupported service message content type")
             return _json_error(400, "Unsupported service message content type", str(error))
+        except ContentTooLarge as error:
+            # Permanent: a broker keeps redelivering it only up to its dead-letter policy.
+            log.warning("Refused service message over its size limit", err=str(error))
+            return _json_error(413, "Service message too large", str(error))
         if isinstance(decision, Ignore):
             log.info(decision.reason, **decision.log_fields)
             return Response("", 204)

@@ -1,10 +1,10 @@
-"""Which workflow each incoming service message goes to, decided from the message alone.
+"""What to do with each incoming service message, decided from the message alone.
 
-The ingress checks only what it needs to route a message; verification and every
-effect happen in the workflow. Where a route depends on what a signed message claims
-(the pair a contact pairing request names), it is read unverified and the workflow it
-leads to verifies it before acting on it. Routing is pure: it returns what to do, and the web
-layer does it.
+Nothing unverified enters Temporal: every message is parsed and checked here, once, before
+any workflow is started or signalled. Signatures are verified (VeraId SignatureBundles,
+account requests, delivery authorisations), and each content type has a size cap, so the
+work per message is bounded whatever its bytes. Workflow inputs and signals carry only what
+the checks established. Routing does no I/O: it returns what to do, and the web layer does it.
 """
 
 from __future__ import annotations
@@ -12,34 +12,40 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import veraid
-from activities.messages import IncomingPairingRequest, PairingRequestReceived
+from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.private_endpoint_conn_params import (
     InvalidPrivateEndpointConnParams,
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
+from letro.account_messages import parse_account_request, verify_account_request
 from letro.connection_params import parse_connection_params_request
-from letro.contact_pairing import MalformedContactPairingRequest, parse_contact_pairing_request
+from letro.contact_pairing import (
+    PairingDrop,
+    PairingRefusal,
+    VerifiedPairingRequest,
+    check_contact_pairing_request,
+)
 from letro.content_types import (
     ACCOUNT_REQUEST,
     CONNECTION_PARAMS_REQUEST,
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
+    MAX_CONTENT_LENGTHS,
     PAIRING_AUTH,
     PAIRING_AUTH_TMP,
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
 )
 from letro.errors import (
-    InvalidVeraidId,
+    LetroProtocolError,
     MalformedConnectionParamsRequest,
     MalformedPairingRequest,
 )
 from letro.legacy_pairing import parse_pairing_request
-from letro.veraid_ids import pairing_key
 from workflows import forwarding
 from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
 from workflows.account_creation import (
@@ -57,12 +63,12 @@ from workflows.legacy_pairing import (
     LegacyPairingRequestReceived,
     workflow_id_for,
 )
+from workflows.pairing import MAX_HISTORY_EVENTS, PairingInput
 from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
-from workflows.pairing import PairingInput
 from workflows.veraid_pairing import (
-    REQUEST_WORKFLOW_NAME,
+    ContactPairingRefusal,
     VeraidContactPairing,
-    request_workflow_id,
+    refusal_workflow_id,
 )
 from workflows.veraid_pairing import workflow_id_for as veraid_pairing_workflow_id
 
@@ -71,6 +77,12 @@ from workflows.veraid_pairing import workflow_id_for as veraid_pairing_workflow_
 class RoutingOptions:
     pairing_request_ttl: timedelta
     connection_params_retry_window: timedelta = timedelta(minutes=5)
+    veraid_trust_anchors: tuple[veraid.TrustAnchor, ...] = veraid.IANA_TRUST_ANCHORS
+    # Validated DNSSEC chains and certificates, shared by every request of this process:
+    # one organisation's chain is checked once, not per request. Not thread-safe, like
+    # routing itself, which runs on the ingress's event loop.
+    verification_cache: veraid.VerificationCache = field(default_factory=veraid.VerificationCache)
+    pairing_history_events: int = MAX_HISTORY_EVENTS
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,17 @@ class UnsupportedContentType(Exception):
         self.content_type = content_type
 
 
-def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
+class ContentTooLarge(Exception):
+    """The content is larger than any genuine message of its type: refused unread."""
+
+    def __init__(self, content_type: str, length: int, limit: int) -> None:
+        super().__init__(f"{content_type} content of {length} bytes exceeds {limit} bytes")
+        self.limit = limit
+
+
+def _legacy_pairing_request(
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
+) -> Decision:
     try:
         request = parse_pairing_request(message.content)
     except MalformedPairingRequest as error:
@@ -128,6 +150,7 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
         start_input=LegacyPairingInput(
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+            max_history_events=options.pairing_history_events,
         ),
         signal=PAIRING_SIGNAL,
         signal_input=LegacyPairingRequestReceived(
@@ -146,7 +169,7 @@ def _legacy_pairing_request(message: IncomingServiceMessage, options: RoutingOpt
 
 
 def _connection_params_request(
-    message: IncomingServiceMessage, options: RoutingOptions
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
 ) -> Decision:
     try:
         request = parse_connection_params_request(message.content)
@@ -167,51 +190,47 @@ def _connection_params_request(
     )
 
 
-def _claimed_pair(content: bytes) -> tuple[str, str] | None:
-    """The (requester, target) ids a contact pairing request claims, in matching form.
-
-    None when the bytes name no pair that could ever match: then only verification can
-    tell whether the sender gets a failure message or nothing.
-    """
-    try:
-        claimed = veraid.read_signature_bundle(content)
-    except veraid.VeraidError:
-        return None
-    if claimed.member.user is None or claimed.plaintext is None:
-        return None
-    try:
-        target = parse_contact_pairing_request(claimed.plaintext).target_veraid_id
-        requester_key, target_key = pairing_key(str(claimed.member)), pairing_key(target)
-    except (MalformedContactPairingRequest, InvalidVeraidId):
-        return None
-    return None if requester_key == target_key else (requester_key, target_key)
-
-
-def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
-    # Routed by what the bundle claims, unverified: the pair workflow verifies each request
-    # before it counts, and a request naming no pair is verified (to be refused or dropped)
-    # by a workflow of its own.
-    content_b64 = base64.b64encode(message.content).decode("ascii")
-    pair = _claimed_pair(message.content)
-    if pair is None:
+def _contact_pairing_request(
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
+) -> Decision:
+    verdict = check_contact_pairing_request(
+        message.content,
+        message.sender_id,
+        now,
+        trust_anchors=options.veraid_trust_anchors,
+        cache=options.verification_cache,
+    )
+    if isinstance(verdict, PairingDrop):
+        return Ignore(
+            "Refused unverifiable contact pairing request", {"reason": verdict.explanation}
+        )
+    if isinstance(verdict, PairingRefusal):
         return StartOnce(
-            workflow=REQUEST_WORKFLOW_NAME,
-            workflow_id=request_workflow_id(message.sender_id, message.parcel_id),
-            start_input=IncomingPairingRequest(
+            workflow=ContactPairingRefusal.__name__,
+            workflow_id=refusal_workflow_id(message.sender_id, message.parcel_id),
+            start_input=ContactPairingRefusalToSend(
                 parcel_id=message.parcel_id,
                 sender_endpoint_id=message.sender_id,
                 server_endpoint_id=message.recipient_id,
-                content_b64=content_b64,
-                request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+                reason=verdict.reason.name,
+                failure_b64=base64.b64encode(verdict.failure_message).decode("ascii"),
             ),
+            log_fields={"reason": verdict.reason.name, "explanation": verdict.explanation},
         )
-    requester, target = pair
+    return _signal_verified_pair(message, options, verdict)
+
+
+def _signal_verified_pair(
+    message: IncomingServiceMessage, options: RoutingOptions, request: VerifiedPairingRequest
+) -> Decision:
+    requester, target = request.requester_veraid_id, request.target_veraid_id
     return SignalWithStart(
         workflow=VeraidContactPairing.__name__,
         workflow_id=veraid_pairing_workflow_id(requester, target),
         start_input=PairingInput(
-            veraid_ids=sorted(pair),
+            veraid_ids=sorted((requester, target)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
+            max_history_events=options.pairing_history_events,
         ),
         signal=PAIRING_SIGNAL,
         signal_input=PairingRequestReceived(
@@ -220,15 +239,24 @@ def _contact_pairing_request(message: IncomingServiceMessage, options: RoutingOp
             requester_endpoint_id=message.sender_id,
             requester_veraid_id=requester,
             target_veraid_id=target,
-            requester_id_key_b64="",  # filled in from the verified request
-            signature_bundle_b64=content_b64,
+            requester_id_key_b64=base64.b64encode(request.requester_endpoint_key).decode("ascii"),
+            signature_bundle_b64=base64.b64encode(request.signature_bundle).decode("ascii"),
         ),
         log_fields={"requesterVeraidId": requester, "targetVeraidId": target},
     )
 
 
-def _account_request(message: IncomingServiceMessage, _: RoutingOptions) -> Decision:
-    # Parsed and verified in the workflow's first activity: the ingress only routes.
+def _account_request(
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
+) -> Decision:
+    try:
+        request = parse_account_request(message.content)
+        verify_account_request(request)
+    except LetroProtocolError as error:
+        return Ignore(
+            "Refused account creation request",
+            {"reason": str(error), "err": type(error).__name__},
+        )
     return SignalWithStart(
         workflow=AccountCreation.__name__,
         workflow_id=account_workflow_id_for(message.sender_id, message.content),
@@ -238,8 +266,11 @@ def _account_request(message: IncomingServiceMessage, _: RoutingOptions) -> Deci
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
             sender_endpoint_id=message.sender_id,
-            content_b64=base64.b64encode(message.content).decode("ascii"),
+            requested_user_name=request.user_name,
+            locale=request.locale,
+            public_key_b64=base64.b64encode(request.public_key_der).decode("ascii"),
         ),
+        log_fields={"requestedUserName": request.user_name, "locale": request.locale},
     )
 
 
@@ -273,18 +304,19 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
 
 
 def _current_pairing_authorisation(
-    message: IncomingServiceMessage, options: RoutingOptions
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
 ) -> Decision:
     return _pairing_authorisation(message, legacy=False)
 
 
 def _legacy_pairing_authorisation(
-    message: IncomingServiceMessage, options: RoutingOptions
+    message: IncomingServiceMessage, options: RoutingOptions, now: datetime
 ) -> Decision:
     return _pairing_authorisation(message, legacy=True)
 
 
-_ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decision]] = {
+_Handler = Callable[[IncomingServiceMessage, RoutingOptions, datetime], Decision]
+_ROUTES: Mapping[str, _Handler] = {
     PAIRING_REQUEST_TMP: _legacy_pairing_request,
     CONNECTION_PARAMS_REQUEST: _connection_params_request,
     CONTACT_PAIRING_REQUEST: _contact_pairing_request,
@@ -299,9 +331,17 @@ _ROUTES: Mapping[str, Callable[[IncomingServiceMessage, RoutingOptions], Decisio
 SUPPORTED_CONTENT_TYPES = frozenset(_ROUTES)
 
 
-def route(message: IncomingServiceMessage, options: RoutingOptions) -> Decision:
-    """Decide what to do with ``message``; raise UnsupportedContentType if nothing handles it."""
+def route(message: IncomingServiceMessage, options: RoutingOptions, now: datetime) -> Decision:
+    """Decide what to do with ``message`` received at ``now``.
+
+    Raises:
+        UnsupportedContentType: if nothing handles its content type.
+        ContentTooLarge: if its content is over its type's cap.
+    """
     handler = _ROUTES.get(message.content_type)
     if handler is None:
         raise UnsupportedContentType(message.content_type)
-    return handler(message, options)
+    limit = MAX_CONTENT_LENGTHS[message.content_type]
+    if len(message.content) > limit:
+        raise ContentTooLarge(message.content_type, len(message.content), limit)
+    return handler(message, options, now)

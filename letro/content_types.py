@@ -6,6 +6,7 @@ dispatches on exact equality, so no parameters and no case folding are involved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 _PREFIX: Final = "application/vnd.relaycorp.letro."
@@ -52,3 +53,18 @@ ALL_CONTENT_TYPES: Final = frozenset(
         PAIRING_COMPLETION_TMP,
     }
 )
+
+# The largest content accepted for each incoming type, near its real size with room to
+# spare: anything larger is refused before it is parsed, so no input costs more than its
+# type's worst case. A SignatureBundle with 4096-bit keys and a deep DNSSEC chain is about
+# 16 KiB; connection params with a two-certificate path about 6 KiB; a CSV request with a
+# 4096-bit key about 1.5 KiB; an account request with one about 1.5 KiB.
+MAX_CONTENT_LENGTHS: Final[Mapping[str, int]] = {
+    CONTACT_PAIRING_REQUEST: 32 * 1024,
+    PAIRING_AUTH: 16 * 1024,
+    CONTACT_PAIRING_AUTHORISATION: 16 * 1024,
+    PAIRING_AUTH_TMP: 16 * 1024,
+    ACCOUNT_REQUEST: 8 * 1024,
+    PAIRING_REQUEST_TMP: 4 * 1024,
+    CONNECTION_PARAMS_REQUEST: 1024,
+}

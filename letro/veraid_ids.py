@@ -29,6 +29,11 @@ _LAST_LABEL: Final = re.compile(r"[\u0e00-\u0e7fa-zA-Z0-9\-]+")
 _DOUBLE_DASH: Final = re.compile(r"--(?:--)?")
 _MAX_LABEL_LENGTH: Final = 63
 
+# VeraId sets no limit on user names; ours keeps every id built from two VeraId ids (a pair
+# workflow's, say) within Temporal's limits. Letro's own names are far shorter (20 at most
+# in the original server).
+MAX_USER_NAME_BYTES: Final = 128
+
 # What VeraId forbids in user names (validateUserName in @relaycorp/veraid).
 _FORBIDDEN_USER_NAME_CHARS: Final = frozenset("@\t\r\n")
 # JavaScript's "." does not match these; the original id regex is /^([^@]+)@(.+[^\\.])$/u.
@@ -125,6 +130,10 @@ class VeraidUserId:
 def _check_user_name(user_name: str) -> None:
     if not user_name:
         raise InvalidVeraidId("The user name of a VeraId user id must not be empty")
+    if len(user_name.encode()) > MAX_USER_NAME_BYTES:
+        raise InvalidVeraidId(
+            f"User name {excerpt(user_name)} is longer than {MAX_USER_NAME_BYTES} bytes"
+        )
     forbidden = sorted(_FORBIDDEN_USER_NAME_CHARS.intersection(user_name))
     if forbidden:
         raise InvalidVeraidId(

@@ -129,7 +129,9 @@ async def sink() -> AsyncIterator[Sink]:
 
 
 @pytest.fixture(scope="session")
-def base_env(temporal: TemporalDevServer, mongodb: MongoDB) -> dict[str, str]:
+def base_env(
+    temporal: TemporalDevServer, mongodb: MongoDB, veraid_org: VeraidOrg
+) -> dict[str, str]:
     return {
         "VERSION": "test",
         "LOG_LEVEL": "debug",
@@ -137,6 +139,8 @@ def base_env(temporal: TemporalDevServer, mongodb: MongoDB) -> dict[str, str]:
         "TEMPORAL_ADDRESS": temporal.address,
         "MONGODB_URI": mongodb.uri,
         "MONGODB_DB": "letro_test",
+        # Every ingress verifies SignatureBundles against the session's organisation.
+        "VERAID_TRUST_ANCHORS": veraid_org.trust_anchor_setting,
     }
 
 
@@ -208,11 +212,9 @@ def veraid_org() -> VeraidOrg:
 
 
 @pytest.fixture(scope="session")
-def http_worker(start_worker: StartWorker, sink: Sink, veraid_org: VeraidOrg) -> Worker:
+def http_worker(start_worker: StartWorker, sink: Sink) -> Worker:
     """The session's worker on the default transport, emitting to the recording sink."""
-    return start_worker(
-        "letro-http", K_SINK=sink.url, VERAID_TRUST_ANCHORS=veraid_org.trust_anchor_setting
-    )
+    return start_worker("letro-http", K_SINK=sink.url)
 
 
 @pytest.fixture(scope="session")

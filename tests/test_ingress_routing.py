@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from workflows.connection_params import ConnectionParamsInput
 OPTIONS = RoutingOptions(
     pairing_request_ttl=timedelta(days=90), connection_params_retry_window=timedelta(seconds=42)
 )
+NOW = datetime.now(UTC)
 SENDER = "0" + "ab" * 32
 SERVER = "0" + "cd" * 32
 
@@ -30,7 +31,7 @@ def _message(content: bytes, parcel_id: str = "parcel-1") -> IncomingServiceMess
 
 
 def test_valid_request_starts_one_workflow_per_parcel() -> None:
-    decision = route(_message("Bücher.Example".encode()), OPTIONS)
+    decision = route(_message("Bücher.Example".encode()), OPTIONS, NOW)
 
     assert decision == StartOnce(
         workflow="ConnectionParamsRetrieval",
@@ -49,7 +50,7 @@ def test_valid_request_starts_one_workflow_per_parcel() -> None:
 
 def test_long_parcel_ids_are_hashed_in_the_workflow_id() -> None:
     parcel_id = "p" * 500
-    decision = route(_message(b"example.com", parcel_id), OPTIONS)
+    decision = route(_message(b"example.com", parcel_id), OPTIONS, NOW)
     assert isinstance(decision, StartOnce)
     digest = hashlib.sha256(parcel_id.encode()).hexdigest()
     assert decision.workflow_id == f"connection-params:{SENDER}:sha256-{digest}"
@@ -67,7 +68,7 @@ def test_long_parcel_ids_are_hashed_in_the_workflow_id() -> None:
     ],
 )
 def test_malformed_names_are_ignored_with_a_reason(content: bytes, reason: str) -> None:
-    decision = route(_message(content), OPTIONS)
+    decision = route(_message(content), OPTIONS, NOW)
     assert isinstance(decision, Ignore)
     assert decision.reason == "Refused malformed connection params request"
     assert reason in decision.log_fields["reason"]

@@ -1,4 +1,4 @@
-"""No input crashes the pairing handlers: parsers, the verification activity, the ingress.
+"""No input crashes the pairing handlers: parsers, the request checks, the ingress.
 
 Inputs are arbitrary bytes and, more usefully, valid messages with a few bytes changed,
 inserted or cut, which reach much deeper into the parsers than random bytes do.
@@ -7,12 +7,11 @@ inserted or cut, which reach much deeper into the parsers than random bytes do.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import random
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -20,14 +19,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client
 
-from activities.contact_pairing import ContactPairingVerifier
-from activities.messages import ContactPairingVerdict, IncomingPairingRequest
+import veraid
 from awala.private_endpoint_conn_params import (
     InvalidPrivateEndpointConnParams,
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
-from ingress.routing import RoutingOptions, SignalWithStart, StartOnce, route
+from ingress.routing import Ignore, RoutingOptions, SignalWithStart, StartOnce, route
+from letro.contact_pairing import (
+    PairingDrop,
+    PairingRefusal,
+    VerifiedPairingRequest,
+    check_contact_pairing_request,
+)
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -44,7 +48,7 @@ from tests.pairing_helpers import (
     new_veraid_agent,
 )
 from workflows.pairing import PairingStatus
-from workflows.veraid_pairing import ContactPairingRequestOutcome
+from workflows.veraid_pairing import ContactPairingRefusalOutcome
 
 _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)
@@ -85,23 +89,17 @@ def fuzz_org() -> VeraidOrg:
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
-def test_verification_activity_always_returns_a_verdict(
-    fuzz_org: VeraidOrg, data: st.DataObject
-) -> None:
+def test_request_checks_always_return_a_verdict(fuzz_org: VeraidOrg, data: st.DataObject) -> None:
     agent = new_veraid_agent(fuzz_org, "alice")
     valid = agent.pairing_request("bob@tickety.boo")
     bundle = data.draw(st.one_of(st.binary(max_size=200), mutated(valid)))
-    verifier = ContactPairingVerifier([fuzz_org.chain.trust_anchor])
-    verdict = verifier.verify(
-        IncomingPairingRequest(
-            parcel_id="p",
-            sender_endpoint_id=agent.endpoint_id,
-            server_endpoint_id="0server",
-            content_b64=base64.b64encode(bundle).decode(),
-            request_ttl_seconds=60,
-        )
+    verdict = check_contact_pairing_request(
+        bundle, agent.endpoint_id, datetime.now(UTC), trust_anchors=[fuzz_org.chain.trust_anchor]
     )
-    assert isinstance(verdict, ContactPairingVerdict)
+    assert isinstance(verdict, VerifiedPairingRequest | PairingRefusal | PairingDrop)
+    if isinstance(verdict, VerifiedPairingRequest):
+        # Only a bundle that verified can be matched, and it is forwarded as it came.
+        assert verdict.signature_bundle == bundle
 
 
 @pytest.mark.integration
@@ -142,33 +140,46 @@ async def test_ingress_and_workflows_handle_every_input(
     assert [response.status_code for response in responses] == [204] * len(bodies)
 
     if content_type == CONTACT_PAIRING_REQUEST:
-        await _every_request_handled(temporal_client, agent.endpoint_id, bodies, parcel_ids)
+        await _every_request_handled(
+            temporal_client,
+            agent.endpoint_id,
+            bodies,
+            parcel_ids,
+            (veraid_org.chain.trust_anchor,),
+        )
     # No workflow task failed (a crash in workflow code would show here, and retry forever).
     assert "Failed handling activation" not in http_worker.log_file.read_text()
 
 
 async def _every_request_handled(
-    client: Client, sender_id: str, bodies: list[bytes], parcel_ids: list[str]
+    client: Client,
+    sender_id: str,
+    bodies: list[bytes],
+    parcel_ids: list[str],
+    trust_anchors: tuple[veraid.TrustAnchor, ...],
 ) -> None:
     """Wait for each request's workflow (as the pure router chose it) to have handled it."""
-    options = RoutingOptions(pairing_request_ttl=timedelta(days=90))
+    options = RoutingOptions(
+        pairing_request_ttl=timedelta(days=90), veraid_trust_anchors=trust_anchors
+    )
     signals_per_pair: Counter[str] = Counter()
     async with asyncio.timeout(60):
         for body, parcel_id in zip(bodies, parcel_ids, strict=True):
             message = IncomingServiceMessage(
                 parcel_id, sender_id, SERVER_ENDPOINT_ID, CONTACT_PAIRING_REQUEST, body
             )
-            decision = route(message, options)
+            decision = route(message, options, datetime.now(UTC))
+            if isinstance(decision, Ignore):
+                continue  # nothing reached Temporal
             if isinstance(decision, SignalWithStart):
                 signals_per_pair[decision.workflow_id] += 1
                 continue
             assert isinstance(decision, StartOnce)
             handle = client.get_workflow_handle(
-                decision.workflow_id, result_type=ContactPairingRequestOutcome
+                decision.workflow_id, result_type=ContactPairingRefusalOutcome
             )
-            # A routing mismatch would fail the workflow, and this with it.
-            outcome: ContactPairingRequestOutcome = await handle.result()
-            assert outcome.outcome in {"dropped", "refused"}
+            outcome: ContactPairingRefusalOutcome = await handle.result()
+            assert outcome.reason
         for workflow_id, count in signals_per_pair.items():
             handle = client.get_workflow_handle(workflow_id)
             while True:

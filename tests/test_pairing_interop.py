@@ -78,8 +78,8 @@ def js_ingress(
 ) -> Ingress:
     anchor = js_requests["trustAnchor"]
     setting = f"{anchor['keyTag']} {anchor['algorithm']} {anchor['digestType']} {anchor['digest']}"
-    worker = start_worker("letro-js-interop", K_SINK=sink.url, VERAID_TRUST_ANCHORS=setting)
-    return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue)
+    worker = start_worker("letro-js-interop", K_SINK=sink.url)
+    return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue, VERAID_TRUST_ANCHORS=setting)
 
 
 async def test_js_pairing_requests_pair(

@@ -4,33 +4,51 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities.messages import IncomingPairingRequest, PairingRequestReceived
+from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.service_messages import IncomingServiceMessage
-from ingress.routing import Ignore, RoutingOptions, SignalWithStart, StartOnce, route
+from ingress.routing import (
+    ContentTooLarge,
+    Ignore,
+    RoutingOptions,
+    SignalWithStart,
+    StartOnce,
+    route,
+)
+from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pairing_failure
 from letro.content_types import (
+    ACCOUNT_REQUEST,
+    CONNECTION_PARAMS_REQUEST,
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
+    MAX_CONTENT_LENGTHS,
     PAIRING_AUTH,
     PAIRING_AUTH_TMP,
     PAIRING_COMPLETION_TMP,
+    PAIRING_REQUEST_TMP,
 )
 from tests.pairing_helpers import (
+    VeraidAgent,
     connection_params,
     endpoint_id,
     make_org,
     new_rsa_key,
     new_veraid_agent,
+    spki,
 )
 from workflows.forwarding import Forwarding
 from workflows.pairing import PairingInput
 
-OPTIONS = RoutingOptions(pairing_request_ttl=timedelta(days=90))
+ORG = make_org()
+OPTIONS = RoutingOptions(
+    pairing_request_ttl=timedelta(days=90), veraid_trust_anchors=(ORG.chain.trust_anchor,)
+)
 GRANTER, GRANTEE = new_rsa_key(), new_rsa_key()
 PARAMS = connection_params(GRANTER, GRANTEE)
+NOW = datetime.now(UTC)
 
 
 def message(
@@ -39,64 +57,136 @@ def message(
     return IncomingServiceMessage("parcel-1", sender_id, "0server", content_type, content)
 
 
-ORG = make_org()
 ALICE, BOB = new_veraid_agent(ORG, "alice"), new_veraid_agent(ORG, "bob")
 
 
-def test_contact_pairing_request_is_signalled_to_the_pair_it_claims() -> None:
+def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
     bundle = ALICE.pairing_request(BOB.veraid_id.upper())
 
-    decision = route(message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id), OPTIONS)
+    decision = route(message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id), OPTIONS, NOW)
 
     assert isinstance(decision, SignalWithStart)
     ids = sorted([ALICE.veraid_id, BOB.veraid_id])
     assert decision.workflow == "VeraidContactPairing"
     assert decision.workflow_id == f"veraid-pairing:{ids[0]}:{ids[1]}"
     assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
-    # Unverified: the key is only filled in once the pair workflow has verified the bundle.
+    # Verified at the edge: the signal carries the key the bundle vouches for.
     assert decision.signal_input == PairingRequestReceived(
         parcel_id="parcel-1",
         server_endpoint_id="0server",
         requester_endpoint_id=ALICE.endpoint_id,
         requester_veraid_id=ALICE.veraid_id,
         target_veraid_id=BOB.veraid_id,
-        requester_id_key_b64="",
+        requester_id_key_b64=base64.b64encode(spki(ALICE.endpoint_key)).decode(),
         signature_bundle_b64=base64.b64encode(bundle).decode(),
     )
 
 
-NO_PAIR = {
-    "not a bundle": lambda: b"anything",
-    "signed by the organisation bot": lambda: ORG.bot_request(ALICE, BOB.veraid_id),
-    "target not a user id": lambda: ALICE.pairing_request("example.com"),
-    "requester as target": lambda: ALICE.pairing_request(ALICE.veraid_id.title()),
-    "plaintext not a request": lambda: ALICE.pairing_request("", plaintext=b"a,b,c"),
+REFUSED: dict[str, tuple[Callable[[], bytes], str, ContactPairingFailureReason]] = {
+    "signed by the organisation bot": (
+        lambda: ORG.bot_request(ALICE, BOB.veraid_id),
+        BOB.veraid_id,
+        ContactPairingFailureReason.INVALID_REQUESTER_VERAID,
+    ),
+    "target not a user id": (
+        lambda: ALICE.pairing_request("example.com"),
+        "example.com",
+        ContactPairingFailureReason.INVALID_TARGET_VERAID,
+    ),
+    "requester as target": (
+        lambda: ALICE.pairing_request(ALICE.veraid_id.title()),
+        ALICE.veraid_id.title(),
+        ContactPairingFailureReason.INVALID_TARGET_VERAID,
+    ),
+    "target user name over the limit": (
+        lambda: ALICE.pairing_request("b" * 129 + "@example.com"),
+        "b" * 129 + "@example.com",
+        ContactPairingFailureReason.INVALID_TARGET_VERAID,
+    ),
+    "key of another endpoint": (
+        lambda: ALICE.pairing_request(BOB.veraid_id, key_spki=spki(BOB.endpoint_key)),
+        BOB.veraid_id,
+        ContactPairingFailureReason.INVALID_REQUESTER_AWALA_KEY,
+    ),
 }
 
 
-@pytest.mark.parametrize("make_bundle", NO_PAIR.values(), ids=NO_PAIR.keys())
-def test_contact_pairing_request_naming_no_pair_gets_a_workflow_of_its_own(
-    make_bundle: Callable[[], bytes],
+@pytest.mark.parametrize(("make_bundle", "target", "reason"), REFUSED.values(), ids=REFUSED.keys())
+def test_verified_request_failing_a_check_starts_its_refusal(
+    make_bundle: Callable[[], bytes], target: str, reason: ContactPairingFailureReason
 ) -> None:
-    bundle = make_bundle()
-
-    decision = route(message(CONTACT_PAIRING_REQUEST, bundle), OPTIONS)
+    decision = route(
+        message(CONTACT_PAIRING_REQUEST, make_bundle(), ALICE.endpoint_id), OPTIONS, NOW
+    )
 
     assert isinstance(decision, StartOnce)
-    assert decision.workflow == "ContactPairingRequest"
-    assert decision.workflow_id == "contact-pairing-request:0sender:parcel-1"
-    assert decision.start_input == IncomingPairingRequest(
-        parcel_id="parcel-1",
-        sender_endpoint_id="0sender",
-        server_endpoint_id="0server",
-        content_b64=base64.b64encode(bundle).decode(),
-        request_ttl_seconds=90 * 86400,
+    assert decision.workflow == "ContactPairingRefusal"
+    assert decision.workflow_id == f"contact-pairing-refusal:{ALICE.endpoint_id}:parcel-1"
+    assert isinstance(decision.start_input, ContactPairingRefusalToSend)
+    assert decision.start_input.reason == reason.name
+    failure = base64.b64decode(decision.start_input.failure_b64)
+    assert parse_contact_pairing_failure(failure) == (target, reason)
+
+
+OTHER_ORG = make_org("other.example")
+DROPPED: dict[str, Callable[[], bytes]] = {
+    "not a bundle": lambda: b"anything",
+    "plaintext not a request": lambda: ALICE.pairing_request("", plaintext=b"a,b,c"),
+    "chain from an untrusted root": lambda: VeraidAgent(
+        OTHER_ORG, "mallory", ALICE.endpoint_key
+    ).pairing_request(BOB.veraid_id),
+    "bundle cut short": lambda: ALICE.pairing_request(BOB.veraid_id)[:-1],
+}
+
+
+@pytest.mark.parametrize("make_bundle", DROPPED.values(), ids=DROPPED.keys())
+def test_unverifiable_request_is_dropped_in_the_ingress(make_bundle: Callable[[], bytes]) -> None:
+    decision = route(
+        message(CONTACT_PAIRING_REQUEST, make_bundle(), ALICE.endpoint_id), OPTIONS, NOW
     )
+
+    assert isinstance(decision, Ignore)
+    assert decision.reason == "Refused unverifiable contact pairing request"
+    assert decision.log_fields["reason"]
+
+
+def test_request_verified_outside_its_validity_is_dropped() -> None:
+    bundle = ALICE.pairing_request(BOB.veraid_id)
+
+    decision = route(
+        message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id),
+        OPTIONS,
+        ORG.period.end + timedelta(days=91),
+    )
+
+    assert isinstance(decision, Ignore)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [CONTACT_PAIRING_REQUEST, ACCOUNT_REQUEST, PAIRING_REQUEST_TMP, PAIRING_AUTH],
+)
+def test_content_over_its_cap_is_refused_unread(content_type: str) -> None:
+    limit = MAX_CONTENT_LENGTHS[content_type]
+
+    with pytest.raises(ContentTooLarge) as raised:
+        route(message(content_type, b"\x30" * (limit + 1)), OPTIONS, NOW)
+
+    assert raised.value.limit == limit
+
+
+def test_content_at_its_cap_is_parsed() -> None:
+    limit = MAX_CONTENT_LENGTHS[CONNECTION_PARAMS_REQUEST]
+
+    decision = route(message(CONNECTION_PARAMS_REQUEST, b"a" * limit), OPTIONS, NOW)
+
+    assert isinstance(decision, Ignore)  # read, and refused for what it says
+    assert decision.reason == "Refused malformed connection params request"
 
 
 @pytest.mark.parametrize("content_type", [PAIRING_AUTH, CONTACT_PAIRING_AUTHORISATION])
 def test_authorisation_is_forwarded_with_the_type_received(content_type: str) -> None:
-    decision = route(message(content_type, PARAMS, endpoint_id(GRANTER)), OPTIONS)
+    decision = route(message(content_type, PARAMS, endpoint_id(GRANTER)), OPTIONS, NOW)
 
     assert isinstance(decision, StartOnce)
     assert decision.workflow_id == f"forward:{endpoint_id(GRANTER)}:parcel-1"
@@ -109,7 +199,7 @@ def test_authorisation_is_forwarded_with_the_type_received(content_type: str) ->
 
 
 def test_legacy_authorisation_is_forwarded_as_a_completion() -> None:
-    decision = route(message(PAIRING_AUTH_TMP, PARAMS, endpoint_id(GRANTER)), OPTIONS)
+    decision = route(message(PAIRING_AUTH_TMP, PARAMS, endpoint_id(GRANTER)), OPTIONS, NOW)
 
     assert isinstance(decision, StartOnce)
     assert isinstance(decision.start_input, Forwarding)
@@ -120,7 +210,7 @@ def test_legacy_authorisation_is_forwarded_as_a_completion() -> None:
 
 @pytest.mark.parametrize("content_type", [PAIRING_AUTH, PAIRING_AUTH_TMP])
 def test_authorisation_from_someone_else_is_ignored(content_type: str) -> None:
-    decision = route(message(content_type, PARAMS, endpoint_id(GRANTEE)), OPTIONS)
+    decision = route(message(content_type, PARAMS, endpoint_id(GRANTEE)), OPTIONS, NOW)
 
     assert isinstance(decision, Ignore)
     assert decision.reason == "Refused connection params not issued by sender"
@@ -131,7 +221,7 @@ def test_authorisation_from_someone_else_is_ignored(content_type: str) -> None:
 
 
 def test_malformed_authorisation_is_ignored_with_the_reason() -> None:
-    decision = route(message(PAIRING_AUTH, b"\x30\x00", endpoint_id(GRANTER)), OPTIONS)
+    decision = route(message(PAIRING_AUTH, b"\x30\x00", endpoint_id(GRANTER)), OPTIONS, NOW)
 
     assert isinstance(decision, Ignore)
     assert decision.reason == "Refused malformed connection params"

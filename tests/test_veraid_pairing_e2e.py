@@ -1,7 +1,7 @@
 """VeraId contact pairing through the real stack: ingress, Temporal, worker, MongoDB, sink.
 
 Requests are real SignatureBundles made with the Python ``veraid`` package over a mock DNSSEC
-chain that the session's worker trusts (``VERAID_TRUST_ANCHORS``); the JS-made ones are in
+chain that the session's ingress trusts (``VERAID_TRUST_ANCHORS``); the JS-made ones are in
 ``test_pairing_interop.py``.
 """
 
@@ -11,13 +11,15 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import AsyncMongoClient
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
@@ -30,10 +32,10 @@ from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, new_agent, r
 from tests.pairing_helpers import VeraidAgent, VeraidOrg, make_org, new_veraid_agent, spki
 from workflows.pairing import PairingStatus
 from workflows.veraid_pairing import (
-    ContactPairingRequestOutcome,
-    ContactPairingRequestWorkflow,
+    ContactPairingRefusal,
+    ContactPairingRefusalOutcome,
     VeraidContactPairing,
-    request_workflow_id,
+    refusal_workflow_id,
     workflow_id_for,
 )
 
@@ -62,29 +64,31 @@ async def send(
     return headers["ce-id"]
 
 
-async def request_outcome(client: Client, sender_id: str, parcel_id: str) -> str:
-    """Wait for the per-message workflow to finish and say what it did."""
+async def refusal_reason(client: Client, sender_id: str, parcel_id: str) -> str:
+    """Wait for the parcel's refusal workflow to finish and say what reason it sent."""
     handle = client.get_workflow_handle(
-        request_workflow_id(sender_id, parcel_id), result_type=ContactPairingRequestOutcome
+        refusal_workflow_id(sender_id, parcel_id), result_type=ContactPairingRefusalOutcome
     )
     async with asyncio.timeout(TIMEOUT):
         while True:
             try:
-                result: ContactPairingRequestOutcome = await handle.result()
-                return result.outcome
+                result: ContactPairingRefusalOutcome = await handle.result()
+                return result.reason
             except RPCError as error:  # not started yet
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
                 await asyncio.sleep(0.1)
 
 
-async def refusal_logged(worker: Worker, parcel_id: str) -> dict[str, Any]:
-    """Wait for the worker's one log line saying why the parcel's request was refused."""
+async def refusal_logged(log_file: Path | None, parcel_id: str) -> dict[str, Any]:
+    """Wait for the ingress's one log line saying why the parcel's request was refused."""
+    assert log_file is not None
     async with asyncio.timeout(TIMEOUT):
         while True:
+            text = await asyncio.to_thread(log_file.read_text)
             lines = [
                 json.loads(line)
-                for line in worker.log_file.read_text().splitlines()
+                for line in text.splitlines()
                 if parcel_id in line and "Refused" in line
             ]
             if lines:
@@ -111,6 +115,12 @@ async def wait_for_status(
             except RPCError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
+    history = await handle.fetch_history()
+    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    return sum(event.event_type == signalled for event in history.events)
 
 
 async def wait_for_events(sink: Sink, *agents: VeraidAgent) -> None:
@@ -468,7 +478,6 @@ DROPS = {
 async def test_unusable_requests_are_dropped(
     http: httpx.AsyncClient,
     ingress: Ingress,
-    http_worker: Worker,
     sink: Sink,
     mongo_client: AsyncMongoClient[dict[str, Any]],
     veraid_org: VeraidOrg,
@@ -477,9 +486,9 @@ async def test_unusable_requests_are_dropped(
     alice = new_veraid_agent(veraid_org, "alice")
     parcel_id = await send(http, ingress.url, alice, make_bundle(alice, veraid_org))
     # One log line says who sent it and why it was refused.
-    line = await refusal_logged(http_worker, parcel_id)
+    line = await refusal_logged(ingress.process.log_file, parcel_id)
     assert line["peerId"] == alice.endpoint_id
-    assert line["err"]
+    assert line["reason"]
     await asyncio.sleep(0.5)
     assert sink.recorder.to(alice.endpoint_id) == []
     stored = requests_collection(mongo_client).count_documents(
@@ -492,11 +501,10 @@ async def test_forged_request_cannot_complete_a_pair(
     http: httpx.AsyncClient,
     ingress: Ingress,
     sink: Sink,
-    http_worker: Worker,
     temporal_client: Client,
     veraid_org: VeraidOrg,
 ) -> None:
-    """A bundle that claims Bob's id but does not verify reaches the pair and is dropped."""
+    """A bundle that claims Bob's id but does not verify never reaches the pair."""
     alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
     # Mallory controls a DNSSEC root nobody trusts and signs as Bob with it.
     forger = VeraidAgent(make_org(veraid_org.domain), bob.user_name, bob.endpoint_key)
@@ -506,10 +514,16 @@ async def test_forged_request_cannot_complete_a_pair(
         temporal_client, alice.veraid_id, bob.veraid_id, lambda s: s.pending_requesters
     )
 
+    pair = temporal_client.get_workflow_handle(
+        workflow_id_for(pairing_key(alice.veraid_id), pairing_key(bob.veraid_id))
+    )
+    signals = await signal_count(pair)
+
     forged_parcel = await send(http, ingress.url, bob, forger.pairing_request(alice.veraid_id))
-    await refusal_logged(http_worker, forged_parcel)
+    await refusal_logged(ingress.process.log_file, forged_parcel)
     status = await pair_status(temporal_client, alice.veraid_id, bob.veraid_id)
     assert (status.pending_requesters, status.matches) == ([pairing_key(alice.veraid_id)], 0)
+    assert await signal_count(pair) == signals  # it never reached the pair's history
     assert sink.recorder.to(alice.endpoint_id) == []
 
     bob_bundle = bob.pairing_request(alice.veraid_id)
@@ -527,27 +541,25 @@ async def test_workflows_replay_deterministically(
     veraid_org: VeraidOrg,
 ) -> None:
     alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
-    # A refusal from the pair workflow (an EC key), then the match.
-    ec_key = spki(ec.generate_private_key(ec.SECP256R1()))
-    await send(http, ingress.url, alice, alice.pairing_request(bob.veraid_id, key_spki=ec_key))
     await send(http, ingress.url, alice, alice.pairing_request(bob.veraid_id))
     await send(http, ingress.url, bob, bob.pairing_request(alice.veraid_id))
-    # A refusal from a per-message workflow (a request for oneself).
+    # A refusal (a request for oneself).
     parcel_id = await send(http, ingress.url, bob, bob.pairing_request(bob.veraid_id))
     await sink.recorder.wait_for(
         lambda _: (
-            len(sink.recorder.to(alice.endpoint_id)) == 2
+            len(sink.recorder.to(alice.endpoint_id)) == 1
             and len(sink.recorder.to(bob.endpoint_id)) == 2
         ),
         TIMEOUT,
     )
     await wait_for_status(temporal_client, alice.veraid_id, bob.veraid_id, lambda s: s.matches)
-    assert await request_outcome(temporal_client, bob.endpoint_id, parcel_id) == "refused"
+    reason = await refusal_reason(temporal_client, bob.endpoint_id, parcel_id)
+    assert reason == ContactPairingFailureReason.INVALID_TARGET_VERAID.name
 
-    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRequestWorkflow])
+    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRefusal])
     pair = temporal_client.get_workflow_handle(
         workflow_id_for(pairing_key(alice.veraid_id), pairing_key(bob.veraid_id))
     )
     await replayer.replay_workflow(await pair.fetch_history())
-    request = temporal_client.get_workflow_handle(request_workflow_id(bob.endpoint_id, parcel_id))
-    await replayer.replay_workflow(await request.fetch_history())
+    refusal = temporal_client.get_workflow_handle(refusal_workflow_id(bob.endpoint_id, parcel_id))
+    await replayer.replay_workflow(await refusal.fetch_history())

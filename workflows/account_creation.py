@@ -6,7 +6,9 @@ request reaches the running (or lingering) workflow instead of creating a second
 Once the account exists the workflow stays open for a while, answering each further copy of
 the request with the same reply (same content, same event id), then ends.
 
-Steps: create the member (with a random numeric suffix when the name is taken), import the
+The ingress has already verified the request's signature; the signal carries what it asks
+for. Steps: name the account (by the worker's naming rules), create the member (with a
+random numeric suffix when the name is taken), import the
 request's key for Letro's service OID, fetch the member id bundle, reply. If the key import
 or the bundle retrieval fails for good, the member is deleted so no orphan remains.
 """
@@ -27,8 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.accounts import (
         LETRO_SERVICE_OID,
-        AccountRequestCheck,
-        AccountRequestToCheck,
+        AccountRequestToName,
         AccountToCreate,
         CreatedMember,
         ImportedKey,
@@ -52,7 +53,7 @@ _AUTHORITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
 )
 _AUTHORITY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
-_CHECK_TIMEOUT = timedelta(seconds=30)
+_NAMING_TIMEOUT = timedelta(seconds=10)
 _T = TypeVar("_T")
 
 
@@ -64,12 +65,14 @@ def workflow_id_for(sender_endpoint_id: str, content: bytes) -> str:
 
 @dataclass(frozen=True)
 class AccountRequestReceived:
-    """Signal: one copy of the request, as the ingress received it."""
+    """Signal: one copy of the request, whose signature the ingress verified."""
 
     parcel_id: str
     server_endpoint_id: str
     sender_endpoint_id: str
-    content_b64: str
+    requested_user_name: str
+    locale: str
+    public_key_b64: str  # DER SubjectPublicKeyInfo, the key the request was signed with
 
 
 @dataclass(frozen=True)
@@ -115,16 +118,13 @@ class AccountCreation:
     async def run(self, _: AccountCreationInput) -> AccountCreationOutcome:
         await workflow.wait_condition(lambda: bool(self._inbox))
         first = self._inbox[0]
-        check: AccountRequestCheck = await workflow.execute_local_activity(
-            "check_account_request",
-            AccountRequestToCheck(first.content_b64, first.sender_endpoint_id),
-            result_type=AccountRequestCheck,
-            start_to_close_timeout=_CHECK_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=3),
+        account: AccountToCreate = await workflow.execute_local_activity(
+            "name_account",
+            AccountRequestToName(first.requested_user_name, first.locale, first.public_key_b64),
+            result_type=AccountToCreate,
+            start_to_close_timeout=_NAMING_TIMEOUT,
+            retry_policy=RETRY_FOREVER,  # pure computation: only a worker crash can fail it
         )
-        account = check.account
-        if account is None:
-            return AccountCreationOutcome(None, 0)
         try:
             assigned, bundle_b64 = await self._create(account)
         except _NoAccount:

@@ -36,6 +36,10 @@ SIGNAL_NAME = "pairing_request"
 SANDBOXED = False
 # Parcels remembered for deduplication; far more than one pair ever sends between matches.
 MAX_REMEMBERED_PARCELS = 64
+# A pair continues as new once its history is this long, even while requests keep coming
+# (Temporal's own suggestion comes at about 4,000 events only if the server is so set, and
+# it terminates a workflow at 51,200 events): a pair resent to without end never hits a limit.
+MAX_HISTORY_EVENTS = 10_000
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. Transient
@@ -65,9 +69,12 @@ class PairingInput:
     veraid_ids: list[str]
     request_ttl_seconds: float
     dedup_window_seconds: float = 3600.0
+    max_history_events: int = MAX_HISTORY_EVENTS
     # State carried across continue-as-new.
     pending: list[_Pending] = field(default_factory=list)
     seen_parcels: list[str] = field(default_factory=list)
+    # Requests signalled while the previous run was handing over, not yet looked at.
+    inbox: list[PairingRequestReceived] = field(default_factory=list)
     matches: int = 0
     expirations: int = 0
 
@@ -90,8 +97,7 @@ class PairingStatus:
     matches: int
     expirations: int
     redeliveries_ignored: int
-    requests_handled: int = 0  # new requests taken in, whether admitted or not
-    requests_rejected: int = 0  # requests that failed their checks (refused or dropped)
+    requests_handled: int = 0  # new (not redelivered) requests taken in
 
 
 class PairWorkflow:
@@ -109,7 +115,6 @@ class PairWorkflow:
         self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
         self._redeliveries_ignored = 0
         self._requests_handled = 0
-        self._requests_rejected = 0
 
     @workflow.signal(name=SIGNAL_NAME)
     def receive_request(self, request: PairingRequestReceived) -> None:
@@ -123,7 +128,6 @@ class PairWorkflow:
             expirations=self._state.expirations,
             redeliveries_ignored=self._redeliveries_ignored,
             requests_handled=self._requests_handled,
-            requests_rejected=self._requests_rejected,
         )
 
     def _match_message(
@@ -135,6 +139,9 @@ class PairWorkflow:
     async def _run(self, state: PairingInput) -> PairingOutcome:
         self._state = state
         pending = self._pending = {item.request.requester_veraid_id: item for item in state.pending}
+        # Carried requests go first: they were signalled before anything this run received.
+        self._inbox[:0] = state.inbox
+        state.inbox = []
         seen = list(state.seen_parcels)
         ttl = timedelta(seconds=state.request_ttl_seconds)
         idle_since = workflow.now()
@@ -148,6 +155,8 @@ class PairWorkflow:
             try:
                 await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
             except TimeoutError:
+                if self._inbox:
+                    continue  # a request came with the timer: take it before anything else
                 if not pending:
                     return PairingOutcome(state.matches, state.expirations)
                 await self._expire(state.veraid_ids, list(pending.values()))
@@ -157,10 +166,8 @@ class PairWorkflow:
                 continue
 
             new = self._take_new_requests(seen)
-            admitted = await self._admit(new)
             self._requests_handled += len(new)
-            self._requests_rejected += len(new) - len(admitted)
-            updated = self._fold(admitted, pending)
+            updated = self._fold(new, pending)
             if len(pending) == 2:
                 await self._deliver_match(list(pending.values()), state.matches)
                 state.matches += 1
@@ -169,13 +176,21 @@ class PairWorkflow:
                 await self._store(updated)
             idle_since = workflow.now()
 
-            if self._inbox or not workflow.info().is_continue_as_new_suggested():
+            if not self._history_is_long():
                 continue
-            # Nothing awaits between the inbox check above and this call, so no signal
-            # can slip in unprocessed.
+            # Whatever arrived while this batch was handled goes along unread; nothing awaits
+            # between here and the call, so no signal can slip in unprocessed.
             state.pending = list(pending.values())
             state.seen_parcels = seen
+            state.inbox = list(self._inbox)
             workflow.continue_as_new(state)
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._state.max_history_events
+        )
 
     def _take_new_requests(self, seen: list[str]) -> list[PairingRequestReceived]:
         """Empty the inbox; return the requests whose parcels this pair has not seen yet."""
@@ -193,18 +208,10 @@ class PairWorkflow:
         del seen[:-MAX_REMEMBERED_PARCELS]
         return new
 
-    async def _admit(self, requests: list[PairingRequestReceived]) -> list[PairingRequestReceived]:
-        """The requests that may take part in a match, as they should be stored.
-
-        The default admits every request as signalled; a protocol whose requests arrive
-        unverified overrides it.
-        """
-        return requests
-
     def _fold(
         self, requests: Sequence[PairingRequestReceived], pending: dict[str, _Pending]
     ) -> list[_Pending]:
-        """Fold admitted requests into ``pending``; return those that changed."""
+        """Fold new requests into ``pending``; return those that changed."""
         updated: dict[str, _Pending] = {}
         for request in requests:
             previous = pending.get(request.requester_veraid_id)
