@@ -18,7 +18,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
@@ -144,12 +144,19 @@ def new_veraid_agent(org: VeraidOrg, name: str) -> VeraidAgent:
 # --- Awala connection parameters ---------------------------------------------------------------
 
 
-def _certificate(
+def pss_padding() -> padding.PSS:
+    """RSA-PSS as relaynet-core and awala-jvm sign certificates: MGF1-SHA-256, 32-octet salt."""
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+def issue_certificate(
     subject_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     issuer_key: rsa.RSAPrivateKey,
     *,
+    signer: rsa.RSAPrivateKey | None = None,
     authority_key_id: bool = True,
-) -> x509.Certificate:
+) -> bytes:
+    """A DER certificate as relaynet-core issues them, signed by ``signer`` (the issuer)."""
     now = datetime.now(UTC)
 
     def name(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> x509.Name:
@@ -172,7 +179,31 @@ def _certificate(
             x509.AuthorityKeyIdentifier(hashlib.sha256(spki(issuer_key)).digest(), None, None),
             critical=False,
         )
-    return builder.sign(issuer_key, hashes.SHA256())
+    certificate = builder.sign(signer or issuer_key, hashes.SHA256(), rsa_padding=pss_padding())
+    return certificate.public_bytes(Encoding.DER)
+
+
+def assemble_connection_params(
+    identity_key: bytes, pda: bytes, certificate_authorities: list[bytes]
+) -> bytes:
+    """``PrivateEndpointConnParams`` DER from an identity key SPKI and DER certificates."""
+    path = _CertificationPath(
+        {
+            "leaf": asn1_x509.Certificate.load(pda),
+            "certificate_authorities": [
+                asn1_x509.Certificate.load(ca) for ca in certificate_authorities
+            ],
+        }
+    )
+    params = _PrivateEndpointConnParams(
+        {
+            "identity_key": asn1_keys.PublicKeyInfo.load(identity_key),
+            "internet_gateway_address": "braavos.relaycorp.cloud",
+            "delivery_auth": path,
+        }
+    )
+    der: bytes = params.dump(force=True)
+    return der
 
 
 def connection_params(
@@ -180,28 +211,17 @@ def connection_params(
     grantee: rsa.RSAPrivateKey,
     *,
     identity_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    signer: rsa.RSAPrivateKey | None = None,
     authority_key_id: bool = True,
 ) -> bytes:
-    """``PrivateEndpointConnParams`` by which ``granter`` authorises ``grantee``."""
-    pda = _certificate(grantee, granter, authority_key_id=authority_key_id)
-    granter_certificate = _certificate(granter, granter)
-    path = _CertificationPath(
-        {
-            "leaf": asn1_x509.Certificate.load(pda.public_bytes(Encoding.DER)),
-            "certificate_authorities": [
-                asn1_x509.Certificate.load(granter_certificate.public_bytes(Encoding.DER))
-            ],
-        }
-    )
-    params = _PrivateEndpointConnParams(
-        {
-            "identity_key": asn1_keys.PublicKeyInfo.load(spki(identity_key or granter)),
-            "internet_gateway_address": "braavos.relaycorp.cloud",
-            "delivery_auth": path,
-        }
-    )
-    der: bytes = params.dump(force=True)
-    return der
+    """``PrivateEndpointConnParams`` by which ``granter`` authorises ``grantee``.
+
+    The PDA is issued by ``granter`` (its authority key identifier) and signed by it unless
+    ``signer`` is given: a forgery by the signer. ``identity_key`` replaces the granter's.
+    """
+    pda = issue_certificate(grantee, granter, signer=signer, authority_key_id=authority_key_id)
+    granter_certificate = issue_certificate(granter, granter)
+    return assemble_connection_params(spki(identity_key or granter), pda, [granter_certificate])
 
 
 def b64(data: bytes) -> str:

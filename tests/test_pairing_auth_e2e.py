@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from awala.private_endpoint_conn_params import _PrivateEndpointConnParams
 from letro.content_types import (
@@ -19,6 +22,7 @@ from letro.content_types import (
 from tests.conftest import Ingress, Sink
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from tests.pairing_helpers import connection_params, endpoint_id, new_rsa_key
+from workflows import forwarding
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +97,38 @@ async def test_authorisation_not_issued_by_its_sender_is_dropped(
     await post(http, ingress.url, endpoint_id(mallory), content_type, params)
     await asyncio.sleep(1)
     assert sink.recorder.to(endpoint_id(grantee)) == []
+
+
+@pytest.mark.parametrize("content_type", [PAIRING_AUTH, PAIRING_AUTH_TMP])
+async def test_authorisation_signed_by_another_key_is_dropped(
+    http: httpx.AsyncClient,
+    ingress: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    content_type: str,
+) -> None:
+    # Mallory's PDA claims the granter's authority and comes from the granter's endpoint id:
+    # only its signature gives it away.
+    granter, grantee, mallory = new_rsa_key(), new_rsa_key(), new_rsa_key()
+    forged = connection_params(granter, grantee, signer=mallory)
+    genuine = connection_params(granter, grantee)
+    forged_parcel = f"forged-{uuid.uuid4()}"
+
+    await post(http, ingress.url, endpoint_id(granter), content_type, forged, forged_parcel)
+    await post(http, ingress.url, endpoint_id(granter), content_type, genuine)
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(endpoint_id(grantee))), TIMEOUT)
+
+    [received] = sink.recorder.to(endpoint_id(grantee))
+    if content_type == PAIRING_AUTH_TMP:
+        assert received.data == f"{endpoint_id(granter)},".encode() + base64.b64encode(genuine)
+    else:
+        assert received.data == genuine
+    # The ingress decides before its 204, so a forgery it let through would have a workflow.
+    forged_workflow = forwarding.workflow_id_for(endpoint_id(granter), forged_parcel)
+    with pytest.raises(RPCError, match="not found"):
+        await temporal_client.get_workflow_handle(forged_workflow).describe()
+    assert ingress.process.log_file is not None
+    assert "The PDA is not signed by the identity key" in ingress.process.log_file.read_text()
 
 
 def _without_pda(valid: bytes) -> bytes:

@@ -7,7 +7,6 @@ inserted or cut, which reach much deeper into the parsers than random bytes do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
 from collections import Counter
@@ -21,7 +20,9 @@ from temporalio.client import Client
 
 import veraid
 from awala.private_endpoint_conn_params import (
+    ConnectionParamsRouting,
     InvalidPrivateEndpointConnParams,
+    _PrivateEndpointConnParams,
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
@@ -43,6 +44,7 @@ from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from tests.pairing_helpers import (
     VeraidOrg,
     connection_params,
+    endpoint_id,
     make_org,
     new_rsa_key,
     new_veraid_agent,
@@ -54,10 +56,14 @@ _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)
 
 
-def mutate(data: bytes, rng: random.Random, edits: int = 3) -> bytes:
+def mutate(
+    data: bytes, rng: random.Random, edits: int = 3, within: tuple[int, int] | None = None
+) -> bytes:
+    """``data`` with ``edits`` octets changed, inserted or cut (only ``within`` a span if given)."""
     buffer = bytearray(data)
+    start, end = within or (0, len(data))
     for _ in range(edits):
-        position = rng.randrange(len(buffer) + 1)
+        position = rng.randrange(start, min(end, len(buffer)) + 1)
         action = rng.randrange(3)
         if action == 0 and position < len(buffer):
             buffer[position] = rng.randrange(256)
@@ -69,14 +75,41 @@ def mutate(data: bytes, rng: random.Random, edits: int = 3) -> bytes:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
-    return mutate(valid, random.Random(draw(st.integers(0, 2**32))), draw(st.integers(1, 4)))
+def mutated(draw: st.DrawFn, valid: bytes, within: tuple[int, int] | None = None) -> bytes:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    return mutate(valid, rng, draw(st.integers(1, 4)), within)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.one_of(st.binary(max_size=300), mutated(VALID_PARAMS)))
+def _pda_span(params: bytes) -> tuple[int, int]:
+    """Where the PDA is in ``params``: mutations there reach the granter checks."""
+    pda = _PrivateEndpointConnParams.load(params)["delivery_auth"]["leaf"].dump()
+    start = params.index(pda)
+    return start, start + len(pda)
+
+
+def _connection_params_inputs(valid: bytes) -> st.SearchStrategy[bytes]:
+    return st.one_of(st.binary(max_size=300), mutated(valid), mutated(valid, _pda_span(valid)))
+
+
+FORGED_PARAMS = connection_params(_GRANTER, _GRANTEE, signer=new_rsa_key())
+GENUINE_ROUTING = ConnectionParamsRouting(endpoint_id(_GRANTER), endpoint_id(_GRANTEE))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_connection_params_inputs(VALID_PARAMS))
 def test_connection_params_parser_raises_only_its_error(data: bytes) -> None:
-    with contextlib.suppress(InvalidPrivateEndpointConnParams):
+    try:
+        routing = read_connection_params(data)
+    except InvalidPrivateEndpointConnParams:
+        return
+    # What survives a mutation (the address, the CAs...) still proves the same granter.
+    assert routing == GENUINE_ROUTING
+
+
+@settings(max_examples=100, deadline=None)
+@given(_connection_params_inputs(FORGED_PARAMS))
+def test_no_mutation_of_a_forgery_proves_a_granter(data: bytes) -> None:
+    with pytest.raises(InvalidPrivateEndpointConnParams):
         read_connection_params(data)
 
 
