@@ -275,7 +275,8 @@ def _account_request(
 
 
 def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
-    # Cheap enough for the ingress (one DER parse, one hash), and it decides the recipient.
+    # One DER parse and one RSA verification (the PDA is signed by the granter), bounded by
+    # awala.private_endpoint_conn_params; it decides the recipient.
     try:
         routing = read_connection_params(message.content)
     except InvalidPrivateEndpointConnParams as error:
