@@ -105,9 +105,14 @@ def other_key() -> SigningKey:
     return make_key("attacker-key")
 
 
-def google_claims(**changes: Any) -> dict[str, Any]:
-    """The claims of a Pub/Sub push token (RFC 7519 times in seconds), with changes."""
-    now = int(time.time())
+# A fixed time for the pure verifier, which is told the time: no test depends on how long
+# the session has been running.
+NOW = 1_800_000_000
+
+
+def google_claims(*, at: int | None = None, **changes: Any) -> dict[str, Any]:
+    """The claims of a Pub/Sub push token issued ``at`` (default: now), with changes."""
+    now = int(time.time()) if at is None else at
     claims = {
         "aud": AUDIENCE,
         "azp": "109876543210987654321",
@@ -138,8 +143,8 @@ def _unsigned(header: object, claims: object, signature: str = "c2ln") -> str:
 
 
 def test_a_google_signed_token_is_accepted(google_key: SigningKey) -> None:
-    token = parse_token(google_key.sign(google_claims()))
-    identity = verify_push_token(token, keys_of(google_key), POLICY, now=time.time())
+    token = parse_token(google_key.sign(google_claims(at=NOW)))
+    identity = verify_push_token(token, keys_of(google_key), POLICY, now=NOW)
     assert identity == PushIdentity(email=PUSHER)
 
 
@@ -150,24 +155,24 @@ def test_a_google_signed_token_is_accepted(google_key: SigningKey) -> None:
         {"aud": ["https://other.example/", AUDIENCE]},
         {"email": PUSHER.upper()},
         # Within the tolerated clock skew.
-        {"exp": int(time.time()) - 30},
-        {"iat": int(time.time()) + 30},
+        {"exp": NOW - 30},
+        {"iat": NOW + 30},
     ],
     ids=["issuer without scheme", "audience list", "email case", "just expired", "just issued"],
 )
 def test_token_variants_google_may_send_are_accepted(
     google_key: SigningKey, changes: dict[str, Any]
 ) -> None:
-    token = parse_token(google_key.sign(google_claims(**changes)))
-    assert verify_push_token(token, keys_of(google_key), POLICY, now=time.time()).email == PUSHER
+    token = parse_token(google_key.sign(google_claims(at=NOW, **changes)))
+    assert verify_push_token(token, keys_of(google_key), POLICY, now=NOW).email == PUSHER
 
 
 CLAIM_REFUSALS: dict[str, tuple[dict[str, Any], Reason]] = {
     "other audience": ({"aud": "https://elsewhere.example/"}, Reason.WRONG_AUDIENCE),
     "audience list without ours": ({"aud": ["https://elsewhere.example/"]}, Reason.WRONG_AUDIENCE),
     "no audience": ({"aud": None}, Reason.WRONG_AUDIENCE),
-    "expired": ({"exp": int(time.time()) - 120}, Reason.EXPIRED),
-    "issued in the future": ({"iat": int(time.time()) + 600}, Reason.NOT_YET_VALID),
+    "expired": ({"exp": NOW - 120}, Reason.EXPIRED),
+    "issued in the future": ({"iat": NOW + 600}, Reason.NOT_YET_VALID),
     "wrong issuer": ({"iss": "https://evil.example"}, Reason.WRONG_ISSUER),
     "no issuer": ({"iss": None}, Reason.WRONG_ISSUER),
     "other account": (
@@ -193,41 +198,41 @@ CLAIM_REFUSALS: dict[str, tuple[dict[str, Any], Reason]] = {
 def test_signed_tokens_with_unacceptable_claims_are_refused(
     google_key: SigningKey, changes: dict[str, Any], reason: Reason
 ) -> None:
-    token = parse_token(google_key.sign(google_claims(**changes)))
+    token = parse_token(google_key.sign(google_claims(at=NOW, **changes)))
     with pytest.raises(InvalidPushToken) as error:
-        verify_push_token(token, keys_of(google_key), POLICY, now=time.time())
+        verify_push_token(token, keys_of(google_key), POLICY, now=NOW)
     assert error.value.reason is reason
 
 
 def test_token_from_an_unknown_key_is_refused(
     google_key: SigningKey, other_key: SigningKey
 ) -> None:
-    token = parse_token(other_key.sign(google_claims()))
+    token = parse_token(other_key.sign(google_claims(at=NOW)))
     with pytest.raises(InvalidPushToken) as error:
-        verify_push_token(token, keys_of(google_key), POLICY, now=time.time())
+        verify_push_token(token, keys_of(google_key), POLICY, now=NOW)
     assert error.value.reason is Reason.UNKNOWN_KEY
 
 
 def test_token_forged_under_google_key_id_is_refused(
     google_key: SigningKey, other_key: SigningKey
 ) -> None:
-    token = parse_token(other_key.sign(google_claims(), key_id=google_key.key_id))
+    token = parse_token(other_key.sign(google_claims(at=NOW), key_id=google_key.key_id))
     with pytest.raises(InvalidPushToken) as error:
-        verify_push_token(token, keys_of(google_key), POLICY, now=time.time())
+        verify_push_token(token, keys_of(google_key), POLICY, now=NOW)
     assert error.value.reason is Reason.BAD_SIGNATURE
 
 
 def test_token_with_altered_claims_is_refused(google_key: SigningKey) -> None:
-    header, _, signature = google_key.sign(google_claims(email="x@evil.example")).split(".")
-    altered = f"{header}.{_segment(google_claims())}.{signature}"
+    header, _, signature = google_key.sign(google_claims(at=NOW, email="x@evil.example")).split(".")
+    altered = f"{header}.{_segment(google_claims(at=NOW))}.{signature}"
     with pytest.raises(InvalidPushToken) as error:
-        verify_push_token(parse_token(altered), keys_of(google_key), POLICY, now=time.time())
+        verify_push_token(parse_token(altered), keys_of(google_key), POLICY, now=NOW)
     assert error.value.reason is Reason.BAD_SIGNATURE
 
 
 def test_the_verifier_uses_the_time_it_is_given(google_key: SigningKey) -> None:
-    token = parse_token(google_key.sign(google_claims()))
-    later = time.time() + 3600 + 61
+    token = parse_token(google_key.sign(google_claims(at=NOW)))
+    later = NOW + 3600 + 61
     with pytest.raises(InvalidPushToken) as error:
         verify_push_token(token, keys_of(google_key), POLICY, now=later)
     assert error.value.reason is Reason.EXPIRED
@@ -330,8 +335,8 @@ def test_certificates_document_keeps_only_rsa_certificates(google_key: SigningKe
     }
     keys = parse_certificates(json.dumps(document).encode())
     assert set(keys) == {google_key.key_id}
-    token = parse_token(google_key.sign(google_claims()))
-    assert verify_push_token(token, keys, POLICY, now=time.time()).email == PUSHER
+    token = parse_token(google_key.sign(google_claims(at=NOW)))
+    assert verify_push_token(token, keys, POLICY, now=NOW).email == PUSHER
 
 
 @pytest.mark.parametrize(
@@ -604,18 +609,18 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-INGRESS_REFUSALS: dict[str, tuple[str, str]] = {
-    # case: (what the test sends, the category the sender is told)
-    "no token": ("none", "missing token"),
-    "malformed header": ("basic", "malformed token"),
-    "not a JWT": ("garbage", "malformed token"),
-    "other audience": ("aud", "unacceptable claims"),
-    "expired": ("exp", "expired token"),
-    "other service account": ("email", "unacceptable claims"),
-    "email not verified": ("email_verified", "unacceptable claims"),
-    "wrong issuer": ("iss", "unacceptable claims"),
-    "unknown key": ("unknown-key", "invalid signature"),
-    "forged under Google's key id": ("forged", "invalid signature"),
+INGRESS_REFUSALS: dict[str, tuple[str, Reason]] = {
+    # test id: (what the test sends, the reason the ingress logs)
+    "no token": ("none", Reason.MISSING),
+    "malformed header": ("basic", Reason.MALFORMED),
+    "not a JWT": ("garbage", Reason.MALFORMED),
+    "other audience": ("aud", Reason.WRONG_AUDIENCE),
+    "expired": ("exp", Reason.EXPIRED),
+    "other service account": ("email", Reason.ACCOUNT_NOT_ALLOWED),
+    "email not verified": ("email_verified", Reason.EMAIL_NOT_VERIFIED),
+    "wrong issuer": ("iss", Reason.WRONG_ISSUER),
+    "unknown key": ("unknown-key", Reason.UNKNOWN_KEY),
+    "forged under Google's key id": ("forged", Reason.BAD_SIGNATURE),
 }
 
 
@@ -640,9 +645,7 @@ def refused_headers(case: str, google_key: SigningKey, other_key: SigningKey) ->
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(
-    ("case", "category"), INGRESS_REFUSALS.values(), ids=list(INGRESS_REFUSALS)
-)
+@pytest.mark.parametrize(("case", "reason"), INGRESS_REFUSALS.values(), ids=list(INGRESS_REFUSALS))
 async def test_ingress_refuses_pushes_without_a_valid_token(
     http: httpx.AsyncClient,
     temporal_client: Client,
@@ -650,31 +653,33 @@ async def test_ingress_refuses_pushes_without_a_valid_token(
     google_key: SigningKey,
     other_key: SigningKey,
     case: str,
-    category: str,
+    reason: Reason,
 ) -> None:
     alice, bob = new_agent("alice"), new_agent("bob")
+    request_id = str(uuid.uuid4())
     response = await http.post(
         authenticated_ingress.url,
         content=push_body(alice, bob),
         headers={
             "content-type": "application/json",
+            "x-request-id": request_id,
             **refused_headers(case, google_key, other_key),
         },
     )
 
     assert response.status_code == 401
-    assert response.json() == {"message": "Invalid push token", "detail": category}
+    assert response.json() == {"message": "Invalid push token", "detail": reason.category}
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     assert not await workflow_exists(
         temporal_client, workflow_id_for(alice.veraid_id, bob.veraid_id)
     )
     refusals = [
-        event
+        (event["level"], event["reason"])
         for event in log_events(authenticated_ingress)
-        if event.get("event") == "Refused Pub/Sub push with an invalid token"
+        if event.get("requestId") == request_id
+        and event["event"] == "Refused Pub/Sub push with an invalid token"
     ]
-    assert refusals
-    assert refusals[-1]["level"] == "warning"
+    assert refusals == [("warning", reason.value)]
 
 
 @pytest.mark.integration
