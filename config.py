@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -121,6 +122,19 @@ class AccountSettings:
     dedup_window_seconds: float = 14 * 86400.0
 
 
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubPushSettings:
+    """Authentication of Pub/Sub push requests by their OIDC token; off without an audience."""
+
+    audience: str | None = None
+    # Lower-cased service account emails, one of which must have signed the push.
+    service_accounts: tuple[str, ...] = ()
+    certs_url: str = GOOGLE_OIDC_CERTS_URL
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     version: str
@@ -140,6 +154,7 @@ class Settings:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     # History length at which a pair workflow continues as new (see workflows.pairing).
     pairing_history_events: int = MAX_HISTORY_EVENTS
+    pubsub_push: PubSubPushSettings = field(default_factory=PubSubPushSettings)
 
 
 class _Reader:
@@ -359,7 +374,11 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
             "a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
         ),
     )
-    settings = dataclasses.replace(settings, accounts=_account_settings(read))
+    settings = dataclasses.replace(
+        settings,
+        accounts=_account_settings(read),
+        pubsub_push=_pubsub_push_settings(read, transport),
+    )
     if read.problems:
         raise ConfigError(read.problems)
     return settings
@@ -380,6 +399,42 @@ def _locale_map(text: str) -> tuple[tuple[str, str], ...]:
             raise ValueError(text)
         pairs.append((locale.strip().lower(), domain.strip().lower()))
     return tuple(pairs)
+
+
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
+
+
+def _service_accounts(text: str) -> tuple[str, ...]:
+    accounts = tuple(item.strip().lower() for item in text.split(",") if item.strip())
+    if not accounts or not all(_EMAIL.fullmatch(account) for account in accounts):
+        raise ValueError(text)
+    return accounts
+
+
+def _pubsub_push_settings(read: _Reader, transport: Transport) -> PubSubPushSettings:
+    audience = read.optional("PUBSUB_PUSH_AUDIENCE")
+    no_accounts: tuple[str, ...] = ()
+    accounts = read.parsed(
+        "PUBSUB_PUSH_SERVICE_ACCOUNTS",
+        no_accounts,
+        _service_accounts,
+        "a comma-separated list of service account emails",
+    )
+    certs_url = read.url("PUBSUB_PUSH_CERTS_URL", required=False)
+    if bool(audience) != bool(read.optional("PUBSUB_PUSH_SERVICE_ACCOUNTS")):
+        read.problems.append(
+            "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS must be set together"
+        )
+    elif audience and transport is not Transport.GOOGLE_PUBSUB:
+        # Not silently ignored: an operator would believe HTTP pushes are authenticated.
+        read.problems.append(
+            "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS need CE_TRANSPORT=google-pubsub"
+        )
+    return PubSubPushSettings(
+        audience=audience,
+        service_accounts=accounts,
+        certs_url=certs_url or GOOGLE_OIDC_CERTS_URL,
+    )
 
 
 def _account_settings(read: _Reader) -> AccountSettings:

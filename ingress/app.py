@@ -28,6 +28,7 @@ from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
+from ingress.push_auth import push_authentication
 from ingress.routing import (
     ContentTooLarge,
     Ignore,
@@ -52,6 +53,8 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     state: dict[str, Any] = {}
+    push_auth = push_authentication(settings)
+    app.after_serving(push_auth.aclose)
     routing = RoutingOptions(
         pairing_request_ttl=settings.pairing_request_ttl,
         connection_params_retry_window=settings.connection_params.retry_window,
@@ -94,6 +97,9 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
 
     @app.route("/", methods=["POST"])
     async def receive() -> Response:
+        # First of all: nothing of an unauthenticated push is read, let alone acted on.
+        if (refusal := await push_auth.refusal(request.headers.get("Authorization"))) is not None:
+            return refusal
         body = await request.get_data()
         assert isinstance(body, bytes)
         try:

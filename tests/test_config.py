@@ -342,3 +342,78 @@ def test_account_creation_problems() -> None:
                 "VAUTH_API_TOKEN": "y",
             },
         )
+
+
+PUBSUB_INGRESS = {**MINIMAL, "CE_TRANSPORT": "google-pubsub"}
+
+
+def test_pubsub_push_authentication_is_off_by_default() -> None:
+    push = load_settings("ingress", PUBSUB_INGRESS).pubsub_push
+    assert push.audience is None
+    assert push.service_accounts == ()
+    assert push.certs_url == "https://www.googleapis.com/oauth2/v1/certs"
+
+
+def test_pubsub_push_authentication_settings() -> None:
+    push = load_settings(
+        "ingress",
+        {
+            **PUBSUB_INGRESS,
+            "PUBSUB_PUSH_AUDIENCE": "https://letro.example/",
+            "PUBSUB_PUSH_SERVICE_ACCOUNTS": (
+                " Pusher@P.iam.gserviceaccount.com, other@p.iam.gserviceaccount.com ,"
+            ),
+            "PUBSUB_PUSH_CERTS_URL": "http://127.0.0.1:9000/certs",
+        },
+    ).pubsub_push
+    assert push.audience == "https://letro.example/"
+    assert push.service_accounts == (
+        "pusher@p.iam.gserviceaccount.com",
+        "other@p.iam.gserviceaccount.com",
+    )
+    assert push.certs_url == "http://127.0.0.1:9000/certs"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"PUBSUB_PUSH_AUDIENCE": "https://letro.example/"},
+            "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS must be set together",
+        ),
+        (
+            {"PUBSUB_PUSH_SERVICE_ACCOUNTS": "pusher@p.iam.gserviceaccount.com"},
+            "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS must be set together",
+        ),
+        (
+            {"PUBSUB_PUSH_AUDIENCE": "aud", "PUBSUB_PUSH_SERVICE_ACCOUNTS": "pusher, x@y"},
+            "PUBSUB_PUSH_SERVICE_ACCOUNTS='pusher, x@y' is not a comma-separated list of service",
+        ),
+        (
+            {"PUBSUB_PUSH_AUDIENCE": "aud", "PUBSUB_PUSH_SERVICE_ACCOUNTS": " , "},
+            "PUBSUB_PUSH_SERVICE_ACCOUNTS=',' is not a comma-separated list",
+        ),
+        (
+            {
+                "PUBSUB_PUSH_AUDIENCE": "aud",
+                "PUBSUB_PUSH_SERVICE_ACCOUNTS": "a@b",
+                "PUBSUB_PUSH_CERTS_URL": "file:///certs.json",
+            },
+            "PUBSUB_PUSH_CERTS_URL='file:///certs.json' is not an http(s) URL",
+        ),
+    ],
+    ids=["audience alone", "accounts alone", "not an email", "empty list", "certs URL"],
+)
+def test_pubsub_push_authentication_problems(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("ingress", {**PUBSUB_INGRESS, **env})
+    assert problem in " | ".join(error.value.problems)
+
+
+def test_pubsub_push_authentication_needs_the_pubsub_transport() -> None:
+    # Set but unused would let an operator believe HTTP pushes are authenticated.
+    with pytest.raises(ConfigError, match="need CE_TRANSPORT=google-pubsub"):
+        load_settings(
+            "ingress",
+            {**MINIMAL, "PUBSUB_PUSH_AUDIENCE": "aud", "PUBSUB_PUSH_SERVICE_ACCOUNTS": "a@b"},
+        )
