@@ -103,6 +103,9 @@ class ConnectionParamsSettings:
     ca_file: Path | None
     # How long transient failures are retried before the endpoint is reported misconfigured.
     retry_window: timedelta
+    # Let SRV targets be at loopback, private, link-local... addresses: local development
+    # and tests only, since it lets any requester make the worker connect inside its network.
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +346,9 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
             seconds=read.parsed(
                 "CONNECTION_PARAMS_RETRY_SECONDS", 300, _positive_int, "a positive integer"
             )
+        ),
+        allow_private_addresses=read.parsed(
+            "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES", False, _boolean, "a boolean"
         ),
     )
 

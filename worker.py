@@ -21,7 +21,7 @@ from activities.accounts import AccountActivities, AccountSagaOptions
 from activities.connection_params import (
     ConnectionParamsRetrieval as ConnectionParamsActivities,
 )
-from activities.connection_params import make_http_client, make_resolver
+from activities.connection_params import make_fetch_client, make_http_client, make_resolver
 from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
@@ -118,10 +118,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     sink = make_sink(settings)
     egress = Egress(sink)
     store = PairingRequestStore(db[COLLECTION_NAME])
-    http = make_http_client(settings.version, settings.connection_params.ca_file)
+    params_settings = settings.connection_params
+    http = make_http_client(settings.version, params_settings.ca_file)
+    fetch_http = make_fetch_client(settings.version, params_settings.ca_file)
     connection_params = ConnectionParamsActivities(
-        make_resolver(settings.connection_params.resolver, http), http
+        make_resolver(params_settings.resolver, http),
+        fetch_http,
+        allow_private_addresses=params_settings.allow_private_addresses,
     )
+    if params_settings.allow_private_addresses:
+        logger.warning(
+            "Connection params may be fetched from private addresses"
+            " (CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES): for development only"
+        )
     authority = make_authority_client(settings.accounts)
     accounts = make_account_activities(settings.accounts, authority)
     worker = Worker(
@@ -163,6 +172,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             logger.info("Worker stopping")
     finally:
         await http.aclose()
+        await fetch_http.aclose()
         if authority is not None:
             await authority.close()
         await sink.close()

@@ -5,15 +5,24 @@ Two activities, each deciding between three outcomes:
 * a result;
 * a definitive "misconfigured endpoint": a non-retryable ``ApplicationError`` of type
   :data:`MISCONFIGURED`, whose message says why (no SRV record, an answer without the AD
-  flag, a DNS error code, an HTTP 4xx, a wrong content type, parameters that do not parse);
-* a transient failure (resolver unreachable, connection error, timeout, HTTP 5xx): any
-  other exception, which the workflow's retry policy retries for a bounded time.
+  flag, a DNS error code, a target at a non-public address, an HTTP 4xx, a wrong content
+  type, parameters that do not parse);
+* a transient failure (resolver unreachable, target without addresses, connection error,
+  timeout, HTTP 5xx): any other exception, which the workflow's retry policy retries for
+  a bounded time.
+
+The fetch never lets the system resolve a target: it looks up the target's A and AAAA
+records through the configured resolver, keeps the addresses ``awala.target_addresses``
+allows, and connects to those addresses themselves, with the target's name as TLS server
+name (SNI and certificate check) and ``Host`` header. What was checked is what is
+connected to, so a second, different DNS answer cannot steer the connection elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import random
 import ssl
 from dataclasses import dataclass
@@ -28,15 +37,19 @@ import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
 import httpx
 import structlog
+from structlog.stdlib import BoundLogger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from awala.connection_params import CONNECTION_PARAMS_CONTENT_TYPE, parse_node_connection_params
-from awala.errors import InvalidConnectionParams
+from awala.errors import InvalidConnectionParams, InvalidTargetHost
 from awala.internet_address import SrvRecord, order_srv_records, pdc_srv_name
+from awala.target_addresses import IPAddress, parse_target_host, screen_addresses
 from config import DnsResolver, DohResolver
 
 logger = structlog.get_logger(__name__)
@@ -44,7 +57,8 @@ logger = structlog.get_logger(__name__)
 MISCONFIGURED: Final = "MisconfiguredInternetEndpoint"
 TRANSIENT: Final = "TransientRetrievalFailure"
 
-# As the original server: each fetch of the parameters gets 3 s in all.
+# As the original server: each fetch of the parameters gets 3 s in all (here including the
+# look-up of the target's addresses).
 FETCH_TIMEOUT: Final = 3.0
 DNS_TIMEOUT: Final = 3.0
 # Targets tried per attempt, so an attempt fits its start-to-close timeout.
@@ -54,6 +68,7 @@ MAX_PARAMS_SIZE: Final = 64 * 1024
 # What EDNS(0) payload size to advertise: the DNS flag day 2020 value, avoiding fragmentation.
 _EDNS_PAYLOAD: Final = 1232
 _DOH_CONTENT_TYPE: Final = "application/dns-message"
+_PARAMS_PATH: Final = "/connection-params.der"
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,10 @@ class ResolverUnreachable(Exception):
     """The resolver did not answer, or answered something that is not a DNS response."""
 
 
+class TargetUnresolvable(Exception):
+    """A target's name has no A or AAAA record: like an unreachable server, try the next."""
+
+
 class Resolver(Protocol):
     async def query(self, query: dns.message.Message) -> dns.message.QueryMessage: ...
 
@@ -141,7 +160,8 @@ class DohClient:
     """DNS-over-HTTPS (RFC 8484, POST), over our own httpx client.
 
     dnspython's DoH client needs the separate ``httpx2`` stack; a DoH query is a single
-    POST, so ours shares the client, TLS settings and timeouts of the parameters fetch.
+    POST, so ours uses the TLS settings and timeouts of the parameters fetch (in a client
+    of its own, which keeps its connection to the resolver alive).
     """
 
     def __init__(self, url: str, client: httpx.AsyncClient, *, timeout: float = DNS_TIMEOUT):
@@ -186,10 +206,21 @@ class ConnectionParamsRetrieval:
     """The activities of connection parameters retrieval; one instance per worker."""
 
     def __init__(
-        self, resolver: Resolver, client: httpx.AsyncClient, *, rng: random.Random | None = None
+        self,
+        resolver: Resolver,
+        client: httpx.AsyncClient,
+        *,
+        allow_private_addresses: bool = False,
+        rng: random.Random | None = None,
     ) -> None:
+        """``client`` fetches the parameters (see :func:`make_fetch_client`).
+
+        ``allow_private_addresses`` lets targets be at loopback, private and other
+        internal addresses: for local development and tests, never in production.
+        """
         self._resolver = resolver
         self._client = client  # carries the TLS trust and the Letro-Server user agent
+        self._allow_private = allow_private_addresses
         self._rng = rng or random.SystemRandom()
 
     @activity.defn(name="resolve_awala_endpoint")
@@ -242,17 +273,27 @@ class ConnectionParamsRetrieval:
     async def fetch(self, request: FetchRequest) -> FetchedParams:
         """Try the targets in order; the first definitive answer (good or bad) decides.
 
-        A target that cannot be reached, times out or answers 5xx passes the turn to the
-        next one; when none is left, the attempt fails transiently and is retried.
+        A target that cannot be resolved or reached, times out or answers 5xx passes the
+        turn to the next one; when none is left, the attempt fails transiently and is
+        retried. A target at no public address is definitive: the endpoint is misconfigured.
         """
         failures: list[str] = []
         for target in request.targets[:MAX_TARGETS_PER_ATTEMPT]:
             log = logger.bind(internetAddress=request.ascii_domain_name, endpointHost=target.host)
-            url = f"https://{target.host}:{target.port}/connection-params.der"
+            url = f"https://{target.host}:{target.port}{_PARAMS_PATH}"
             try:
                 async with asyncio.timeout(FETCH_TIMEOUT):
-                    status, content_type, body = await self._get(url)
-            except (httpx.HTTPError, TimeoutError, OSError) as error:
+                    server_name, addresses = await self._allowed_addresses(target, log)
+                    status, content_type, body = await self._get_from_any(
+                        addresses, target.port, server_name, log
+                    )
+            except (
+                httpx.HTTPError,
+                TimeoutError,
+                OSError,
+                ResolverUnreachable,
+                TargetUnresolvable,
+            ) as error:
                 log.warning("Failed to retrieve connection params", err=repr(error), url=url)
                 failures.append(f"{url}: {type(error).__name__}")
                 continue
@@ -287,9 +328,114 @@ class ConnectionParamsRetrieval:
             return FetchedParams(der_b64=base64.b64encode(body).decode("ascii"), host=target.host)
         raise transient("No PoHTTP server answered: " + "; ".join(failures))
 
-    async def _get(self, url: str) -> tuple[int, str, bytes | None]:
-        """Status, content type and body (None if over the size limit) of ``GET url``."""
-        async with self._client.stream("GET", url) as response:
+    async def _allowed_addresses(
+        self, target: ServiceTarget, log: BoundLogger
+    ) -> tuple[str | None, list[IPAddress]]:
+        """The TLS server name of ``target`` (None for an IP literal) and the addresses
+        that may be connected to, in order.
+
+        Raises:
+            ApplicationError: misconfigured, if the target is not a host, or if none of
+                its addresses is public (unless private ones are allowed).
+            TargetUnresolvable: if the name has no address.
+            ResolverUnreachable: if the resolver did not answer.
+        """
+        try:
+            host = parse_target_host(target.host)
+        except InvalidTargetHost as error:
+            log.info("Invalid Awala DNS configuration", err=str(error))
+            raise misconfigured(str(error)) from error
+        if isinstance(host, str):
+            server_name: str | None = host
+            addresses = await self._lookup_addresses(host)
+        else:
+            server_name, addresses = None, [host]
+        if not addresses:
+            raise TargetUnresolvable(f"{target.host} has no A or AAAA record")
+        screened = screen_addresses(addresses, allow_private=self._allow_private)
+        refusals = "; ".join(str(refusal) for refusal in screened.refused)
+        if not screened.allowed:
+            log.warning(
+                "Refused connection params target at non-public addresses",
+                addresses=[str(refusal.address) for refusal in screened.refused],
+                reason=refusals,
+            )
+            raise misconfigured(f"{target.host} is at no public address: {refusals}")
+        if screened.refused:
+            log.info("Skipped non-public addresses of connection params target", reason=refusals)
+        return server_name, list(screened.allowed)
+
+    async def _lookup_addresses(self, name: str) -> list[IPAddress]:
+        """The A and AAAA records of ``name``, through our resolver (never the system's).
+
+        Unlike the SRV record, they need no DNSSEC: TLS authenticates the server.
+        """
+        results = await asyncio.gather(
+            self._lookup(name, dns.rdatatype.A),
+            self._lookup(name, dns.rdatatype.AAAA),
+            return_exceptions=True,
+        )
+        addresses: list[IPAddress] = []
+        unreachable: ResolverUnreachable | None = None
+        for result in results:
+            if isinstance(result, ResolverUnreachable):
+                unreachable = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                addresses += result
+        # One family answered: use it rather than fail on the other.
+        if not addresses and unreachable is not None:
+            raise unreachable
+        return addresses
+
+    async def _lookup(self, name: str, rdtype: dns.rdatatype.RdataType) -> list[IPAddress]:
+        query = dns.message.make_query(f"{name}.", rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
+        response = await self._resolver.query(query)
+        if response.rcode() != dns.rcode.NOERROR:
+            return []  # NXDOMAIN, SERVFAIL...: no address of this family
+        try:
+            answer = response.resolve_chaining().answer  # follows CNAMEs, if any
+        except dns.exception.DNSException:  # say, a CNAME chain too long
+            return []
+        return [
+            ipaddress.ip_address(rdata.address)
+            for rdata in (answer or [])
+            if isinstance(rdata, dns.rdtypes.IN.A.A | dns.rdtypes.IN.AAAA.AAAA)
+        ]
+
+    async def _get_from_any(
+        self,
+        addresses: list[IPAddress],
+        port: int,
+        server_name: str | None,
+        log: BoundLogger,
+    ) -> tuple[int, str, bytes | None]:
+        """``GET`` the parameters from the first of ``addresses`` that can be reached."""
+        error: httpx.HTTPError | OSError | None = None
+        for address in addresses:
+            url = httpx.URL(scheme="https", host=str(address), port=port, path=_PARAMS_PATH)
+            try:
+                return await self._get(url, server_name)
+            except (httpx.HTTPError, OSError) as failure:
+                log.debug("Failed to reach connection params server", address=str(address))
+                error = failure
+        raise error or TargetUnresolvable("no address to connect to")
+
+    async def _get(self, url: httpx.URL, server_name: str | None) -> tuple[int, str, bytes | None]:
+        """Status, content type and body (None if over the size limit) of ``GET url``.
+
+        ``url`` has an IP address as host; ``server_name``, if any, is the name the TLS
+        certificate must be valid for (httpcore's ``sni_hostname``), and the ``Host``.
+        """
+        headers: dict[str, str] = {}
+        extensions: dict[str, str] = {}
+        if server_name is not None:
+            headers["host"] = server_name if url.port is None else f"{server_name}:{url.port}"
+            extensions["sni_hostname"] = server_name
+        async with self._client.stream(
+            "GET", url, headers=headers, extensions=extensions
+        ) as response:
             content_type = response.headers.get("content-type", "")
             if not 200 <= response.status_code < 300:
                 return response.status_code, content_type, b""
@@ -308,10 +454,29 @@ def _media_type(content_type: str) -> str:
 
 
 def make_http_client(version: str, ca_file: Path | None) -> httpx.AsyncClient:
-    """The client for DoH queries and parameter fetches: our user agent, our trust store."""
+    """The client for DoH queries: our user agent, our trust store."""
     return httpx.AsyncClient(
         verify=tls_context(ca_file),
         headers={"user-agent": f"Letro-Server/{version}"},
         timeout=httpx.Timeout(FETCH_TIMEOUT),
         follow_redirects=False,
+    )
+
+
+def make_fetch_client(version: str, ca_file: Path | None) -> httpx.AsyncClient:
+    """The client for parameter fetches, which connect to checked IP addresses.
+
+    It keeps no connection alive: httpcore pools a connection by its address, not by the
+    TLS server name its certificate was checked for, so a fetch for another name at the
+    same address would reuse it unchecked. And it ignores the environment's proxy
+    settings, so a fetch goes straight to the address that was checked. Redirects are not
+    followed (a 3xx is a misconfigured endpoint).
+    """
+    return httpx.AsyncClient(
+        verify=tls_context(ca_file),
+        headers={"user-agent": f"Letro-Server/{version}"},
+        timeout=httpx.Timeout(FETCH_TIMEOUT),
+        limits=httpx.Limits(max_keepalive_connections=0),
+        follow_redirects=False,
+        trust_env=False,
     )

@@ -25,6 +25,7 @@ from awala.errors import (
     InvalidCloudEvent,
     InvalidConnectionParams,
     InvalidServiceMessage,
+    InvalidTargetHost,
 )
 from awala.service_messages import (
     INCOMING_SERVICE_MESSAGE_TYPE,
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidCloudEvent",
     "InvalidConnectionParams",
     "InvalidServiceMessage",
+    "InvalidTargetHost",
     "NodeConnectionParams",
     "OutgoingServiceMessage",
     "PubSubMessage",

@@ -15,3 +15,7 @@ class InvalidServiceMessage(AwalaError):
 
 class InvalidConnectionParams(AwalaError):
     """Bytes served as an Internet endpoint's connection parameters are not valid ones."""
+
+
+class InvalidTargetHost(AwalaError):
+    """An SRV record names a target that is neither a host name nor an IP address."""

@@ -26,6 +26,7 @@ from infra.processes import ChildProcess, http_answers, log_contains, python_mod
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
 from tests.connparams_servers import (
+    Addresses,
     DnsServer,
     HttpsRecorder,
     Scenario,
@@ -251,6 +252,8 @@ async def connection_params_servers(
 ) -> AsyncIterator[ConnectionParamsServers]:
     ca = issue_test_ca(stack_dir)
     dns_server = DnsServer()
+    # The HTTPS servers' name: workers look it up through this server, not the system's.
+    dns_server.set("localhost.", Addresses(ipv4=("127.0.0.1",)))
     close_dns = await start_dns_server(dns_server)
     recorder = HttpsRecorder(ports={scenario: free_port() for scenario in Scenario})
     config = Config()
@@ -307,12 +310,16 @@ def _connection_params_deployment(
     start_ingress: StartIngress,
     sink: Sink,
     servers: ConnectionParamsServers,
+    *,
+    allow_private_addresses: bool = True,
 ) -> Deployment:
     worker = start_worker(
         f"letro-connparams-{name}",
         K_SINK=sink.url,
         CONNECTION_PARAMS_RESOLVER=resolver,
         CONNECTION_PARAMS_CA_FILE=str(servers.ca.ca_file),
+        # The test servers are all on loopback.
+        CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES=str(allow_private_addresses).lower(),
     )
     ingress = start_ingress(
         TEMPORAL_TASK_QUEUE=worker.task_queue,
@@ -348,6 +355,28 @@ def doh_deployment(
     resolver = f"doh:{connection_params_servers.doh_url}"
     deployment = _connection_params_deployment(
         "doh", resolver, start_worker, start_ingress, sink, connection_params_servers
+    )
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def public_only_deployment(
+    start_worker: StartWorker,
+    start_ingress: StartIngress,
+    sink: Sink,
+    connection_params_servers: ConnectionParamsServers,
+) -> Iterator[Deployment]:
+    """A worker as in production: fetches only from public addresses (plain DNS resolver)."""
+    resolver = f"dns:127.0.0.1:{connection_params_servers.dns.port}"
+    deployment = _connection_params_deployment(
+        "public-only",
+        resolver,
+        start_worker,
+        start_ingress,
+        sink,
+        connection_params_servers,
+        allow_private_addresses=False,
     )
     yield deployment
     deployment.stop()

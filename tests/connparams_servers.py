@@ -1,14 +1,16 @@
 """Real local servers for connection parameters retrieval: DNS (UDP, TCP, DoH) and HTTPS.
 
-* :class:`DnsServer` answers SRV queries from a table the tests fill in: records with or
-  without the AD flag, NXDOMAIN, SERVFAIL, silence (an unreachable resolver) and truncated
-  UDP answers (to force TCP). It speaks plain DNS over UDP and TCP, and DNS-over-HTTPS
-  through :func:`create_https_app`.
+* :class:`DnsServer` answers SRV, A and AAAA queries from a table the tests fill in:
+  records with or without the AD flag, NXDOMAIN, SERVFAIL, silence (an unreachable
+  resolver) and truncated UDP answers (to force TCP). It speaks plain DNS over UDP and
+  TCP, and DNS-over-HTTPS through :func:`create_https_app`.
 * :func:`create_https_app` is one Hypercorn app bound to several ports: the port a request
   arrives on picks what ``/connection-params.der`` does (good parameters, wrong content
   type, 404, 500, a hang, garbage...), so SRV records can point at each behaviour.
 * :class:`TestCA` issues the server certificate; workers trust it through
   ``CONNECTION_PARAMS_CA_FILE``.
+* :class:`CountingListener` accepts TCP connections on loopback and counts them (relaying
+  them to a local port, or closing them), to prove that a refused target got none.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -62,7 +65,15 @@ class SrvAnswer:
     truncate_over_udp: bool = False
 
 
-Behaviour = SrvAnswer | Failure
+@dataclass(frozen=True)
+class Addresses:
+    """A host's A and AAAA records (its name has no SRV record)."""
+
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+
+
+Behaviour = SrvAnswer | Addresses | Failure
 
 
 @dataclass
@@ -71,6 +82,7 @@ class DnsServer:
 
     zone: dict[str, Behaviour] = field(default_factory=dict)
     queries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (name, transport)
+    queries_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)  # (name, type)
     port: int = 0
 
     def set(self, name: str, behaviour: Behaviour) -> None:
@@ -82,6 +94,7 @@ class DnsServer:
         question = query.question[0]
         name = question.name.to_text().lower()
         self.queries[(name, transport)] += 1
+        self.queries_by_type[(name, dns.rdatatype.to_text(question.rdtype))] += 1
         behaviour = self.zone.get(name, Failure.NXDOMAIN)
         response = dns.message.make_response(query)
         response.flags |= dns.flags.RA
@@ -97,6 +110,9 @@ class DnsServer:
             if rcode == dns.rcode.NXDOMAIN:
                 response.flags |= dns.flags.AD  # a validated denial of existence
             return response.to_wire()
+        if isinstance(behaviour, Addresses):
+            _add_addresses(response, question, behaviour)
+            return response.to_wire(want_shuffle=False)
         if behaviour.authenticated:
             response.flags |= dns.flags.AD
         if behaviour.truncate_over_udp and transport == "udp":
@@ -114,12 +130,27 @@ class DnsServer:
         # In the order given, unshuffled: tests rely on which record comes first.
         return response.to_wire(want_shuffle=False)
 
+    def queries_of_type(self, name: str, rdtype: str) -> int:
+        return self.queries_by_type[(dns.name.from_text(name).to_text().lower(), rdtype)]
+
     def queries_for(self, name: str, transport: str | None = None) -> int:
         key = dns.name.from_text(name).to_text().lower()
         return sum(
             count
             for (queried, used), count in self.queries.items()
             if queried == key and transport in (None, used)
+        )
+
+
+def _add_addresses(
+    response: dns.message.Message, question: dns.rrset.RRset, addresses: Addresses
+) -> None:
+    records = {dns.rdatatype.A: addresses.ipv4, dns.rdatatype.AAAA: addresses.ipv6}.get(
+        question.rdtype, ()
+    )
+    if records:  # else NODATA: the name exists, without records of that type
+        response.answer.append(
+            dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, question.rdtype, *records)
         )
 
 
@@ -168,6 +199,78 @@ async def start_dns_server(server: DnsServer) -> Callable[[], None]:
         tcp.close()
 
     return close
+
+
+# --- TCP ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CountingListener:
+    """Counts the TCP connections accepted on each loopback address it listens on.
+
+    With ``forward_to``, each connection is relayed to that port of 127.0.0.1 (say, an
+    HTTPS server), so a fetch through the listener can succeed; without, it is closed.
+    """
+
+    forward_to: int | None = None
+    ports: dict[str, int] = field(default_factory=dict)  # by listening address
+    accepted: Counter[str] = field(default_factory=Counter)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted[writer.get_extra_info("sockname")[0]] += 1
+        try:
+            if self.forward_to is not None:
+                upstream_reader, upstream_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.forward_to
+                )
+                await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    @property
+    def total(self) -> int:
+        return sum(self.accepted.values())
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def start_counting_listener(
+    listener: CountingListener, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> Callable[[], None]:
+    """Listen on a free port of each of ``hosts`` (loopback only); return a closer."""
+    servers = []
+    for host in hosts:
+        assert ipaddress.ip_address(host).is_loopback, host  # the tests' traffic stays local
+        server = await asyncio.start_server(listener._handle, host, 0)
+        listener.ports[host] = server.sockets[0].getsockname()[1]
+        servers.append(server)
+
+    def close() -> None:
+        for server in servers:
+            server.close()
+
+    return close
+
+
+def ipv6_loopback_available() -> bool:
+    """Whether this machine can listen on and connect to ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 # --- TLS ----------------------------------------------------------------------------------
@@ -263,6 +366,7 @@ class Scenario(Enum):
     FLAKY = "500 twice, then good"
     HANG = "hang"
     GARBAGE = "garbage"
+    REDIRECT = "302 to the good server"
     DOH = "DNS-over-HTTPS endpoint"
     DOH_BROKEN = "DNS-over-HTTPS endpoint answering 500"
 
@@ -277,6 +381,7 @@ class HttpsRecorder:
     ports: dict[Scenario, int]
     requests: Counter[Scenario] = field(default_factory=Counter)
     user_agents: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # the Host header of each request
 
     def scenario_of_request(self) -> Scenario:
         """The scenario of the port the current request arrived on."""
@@ -293,6 +398,7 @@ def create_https_app(recorder: HttpsRecorder, dns_server: DnsServer, params_der:
         scenario = recorder.scenario_of_request()
         recorder.requests[scenario] += 1
         recorder.user_agents.append(request.headers.get("user-agent", ""))
+        recorder.hosts.append(request.headers.get("host", ""))
         match scenario:
             case Scenario.GOOD:
                 return Response(params_der, 200, content_type=PARAMS_CONTENT_TYPE)
@@ -313,6 +419,10 @@ def create_https_app(recorder: HttpsRecorder, dns_server: DnsServer, params_der:
                 return Response(params_der, 200, content_type=PARAMS_CONTENT_TYPE)
             case Scenario.GARBAGE:
                 return Response(b"\x30\x03garbage", 200, content_type=PARAMS_CONTENT_TYPE)
+            case Scenario.REDIRECT:
+                good = recorder.ports[Scenario.GOOD]
+                location = f"https://localhost:{good}/connection-params.der"
+                return Response("", 302, headers={"location": location})
             case _:
                 return Response("", 404)
 

@@ -159,6 +159,24 @@ def test_connection_params_defaults() -> None:
     assert settings.resolver == DohResolver("https://cloudflare-dns.com/dns-query")
     assert settings.ca_file is None
     assert settings.retry_window == timedelta(minutes=5)
+    assert settings.allow_private_addresses is False  # production: public targets only
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("off", False)])
+def test_connection_params_private_addresses_can_be_allowed(value: str, expected: bool) -> None:
+    settings = load_settings(
+        "worker",
+        {**MINIMAL, "K_SINK": "http://broker/", "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES": value},
+    )
+    assert settings.connection_params.allow_private_addresses is expected
+
+
+def test_connection_params_private_addresses_setting_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("ingress", {**MINIMAL, "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES": "maybe"})
+    assert error.value.problems == [
+        "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES='maybe' is not a boolean"
+    ]
 
 
 RESOLVERS = {

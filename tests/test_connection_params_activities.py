@@ -27,6 +27,7 @@ from activities.connection_params import (
     Resolver,
     ResolveRequest,
     ServiceTarget,
+    make_fetch_client,
     make_http_client,
 )
 from config import DnsResolver
@@ -203,6 +204,24 @@ async def test_equal_priorities_are_drawn_by_weight(
 # --- Fetch ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+async def fetch_http(
+    connection_params_servers: ConnectionParamsServers,
+) -> AsyncIterator[httpx.AsyncClient]:
+    client = make_fetch_client("1.2.3-test", connection_params_servers.ca.ca_file)
+    yield client
+    await client.aclose()
+
+
+def _fetcher(
+    servers: ConnectionParamsServers, http: httpx.AsyncClient, fetch_http: httpx.AsyncClient
+) -> ConnectionParamsRetrieval:
+    """The activities as the test deployments run them: the test servers are on loopback."""
+    return ConnectionParamsRetrieval(
+        _resolver("dns", servers, http), fetch_http, allow_private_addresses=True
+    )
+
+
 def _fetch_request(servers: ConnectionParamsServers, *scenarios: Scenario) -> FetchRequest:
     targets = [ServiceTarget("localhost", servers.port(scenario)) for scenario in scenarios]
     return FetchRequest("example.com", targets)
@@ -210,10 +229,13 @@ def _fetch_request(servers: ConnectionParamsServers, *scenarios: Scenario) -> Fe
 
 @pytest.mark.parametrize("scenario", [Scenario.GOOD, Scenario.GOOD_WITH_PARAMETER])
 async def test_fetch_good_params(
-    scenario: Scenario, connection_params_servers: ConnectionParamsServers, http: httpx.AsyncClient
+    scenario: Scenario,
+    connection_params_servers: ConnectionParamsServers,
+    http: httpx.AsyncClient,
+    fetch_http: httpx.AsyncClient,
 ) -> None:
     servers = connection_params_servers
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = _fetcher(servers, http, fetch_http)
     seen = len(servers.https.user_agents)
 
     fetched = await activities.fetch(_fetch_request(servers, scenario))
@@ -238,9 +260,10 @@ async def test_fetch_misconfigured(
     reason: str,
     connection_params_servers: ConnectionParamsServers,
     http: httpx.AsyncClient,
+    fetch_http: httpx.AsyncClient,
 ) -> None:
     servers = connection_params_servers
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = _fetcher(servers, http, fetch_http)
     with pytest.raises(ApplicationError, match=reason) as error:
         # The next target is good, but a definitive answer from the first one decides.
         await activities.fetch(_fetch_request(servers, scenario, Scenario.GOOD))
@@ -249,10 +272,12 @@ async def test_fetch_misconfigured(
 
 
 async def test_fetch_server_error_is_transient(
-    connection_params_servers: ConnectionParamsServers, http: httpx.AsyncClient
+    connection_params_servers: ConnectionParamsServers,
+    http: httpx.AsyncClient,
+    fetch_http: httpx.AsyncClient,
 ) -> None:
     servers = connection_params_servers
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = _fetcher(servers, http, fetch_http)
     with pytest.raises(ApplicationError, match="HTTP 500") as error:
         await activities.fetch(_fetch_request(servers, Scenario.SERVER_ERROR))
     assert error.value.type == TRANSIENT
@@ -260,10 +285,12 @@ async def test_fetch_server_error_is_transient(
 
 
 async def test_fetch_gives_up_on_a_hanging_server_after_3_seconds(
-    connection_params_servers: ConnectionParamsServers, http: httpx.AsyncClient
+    connection_params_servers: ConnectionParamsServers,
+    http: httpx.AsyncClient,
+    fetch_http: httpx.AsyncClient,
 ) -> None:
     servers = connection_params_servers
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = _fetcher(servers, http, fetch_http)
     started = time.monotonic()
     with pytest.raises(ApplicationError, match="TimeoutError") as error:
         await activities.fetch(_fetch_request(servers, Scenario.HANG))
@@ -273,10 +300,12 @@ async def test_fetch_gives_up_on_a_hanging_server_after_3_seconds(
 
 
 async def test_unreachable_or_failing_targets_pass_the_turn_to_the_next(
-    connection_params_servers: ConnectionParamsServers, http: httpx.AsyncClient
+    connection_params_servers: ConnectionParamsServers,
+    http: httpx.AsyncClient,
+    fetch_http: httpx.AsyncClient,
 ) -> None:
     servers = connection_params_servers
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = _fetcher(servers, http, fetch_http)
     request = FetchRequest(
         "example.com",
         [
@@ -293,8 +322,10 @@ async def test_untrusted_certificate_is_a_connection_error(
     connection_params_servers: ConnectionParamsServers,
 ) -> None:
     servers = connection_params_servers
-    async with make_http_client("test", ca_file=None) as untrusting:
-        activities = ConnectionParamsRetrieval(_resolver("dns", servers, untrusting), untrusting)
+    async with make_fetch_client("test", ca_file=None) as untrusting:
+        activities = ConnectionParamsRetrieval(
+            _resolver("dns", servers, untrusting), untrusting, allow_private_addresses=True
+        )
         with pytest.raises(ApplicationError, match="ConnectError") as error:
             await activities.fetch(_fetch_request(servers, Scenario.GOOD))
     assert error.value.type == TRANSIENT

@@ -34,7 +34,17 @@ from tests.conftest import (
     StartIngress,
     StartWorker,
 )
-from tests.connparams_servers import Behaviour, Failure, Scenario, Srv, SrvAnswer
+from tests.connparams_servers import (
+    Addresses,
+    Behaviour,
+    CountingListener,
+    Failure,
+    Scenario,
+    Srv,
+    SrvAnswer,
+    ipv6_loopback_available,
+    start_counting_listener,
+)
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from workflows.connection_params import (
     ConnectionParamsOutcome,
@@ -385,6 +395,7 @@ async def test_request_accepted_while_no_worker_runs_is_answered_when_one_comes_
         K_SINK=sink.url,
         CONNECTION_PARAMS_RESOLVER=f"dns:127.0.0.1:{servers.dns.port}",
         CONNECTION_PARAMS_CA_FILE=str(servers.ca.ca_file),
+        CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES="true",
     )
     try:
         # Our own outage does not count against the endpoint: it is tried, and it answers.
@@ -463,3 +474,108 @@ async def test_malformed_name_is_dropped_without_reply(
     assert len(refusals) == 1
     await asyncio.sleep(0.5)
     assert sink.recorder.to(request.sender_id) == []
+
+
+# --- Targets at non-public addresses: refused without a connection -------------------------
+#
+# Only loopback targets here: the machine's tests may connect nowhere else. The other
+# ranges are covered by tests/test_awala_target_addresses.py and, at the activity level
+# without any socket, by tests/test_connection_params_addresses.py.
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[CountingListener]:
+    """Counts connections on 127.0.0.1 (and ::1 where the machine has it)."""
+    counting = CountingListener()
+    hosts = ("127.0.0.1", "::1") if ipv6_loopback_available() else ("127.0.0.1",)
+    close = await start_counting_listener(counting, hosts)
+    yield counting
+    close()
+
+
+LOOPBACK_TARGETS: dict[str, tuple[str | None, Addresses | None, str]] = {
+    # (SRV target when it is a literal, else the target name's records; port listened on)
+    "SRV target 127.0.0.1.": ("127.0.0.1", None, "127.0.0.1"),
+    "name with A 127.0.0.1": (None, Addresses(ipv4=("127.0.0.1",)), "127.0.0.1"),
+    "name with AAAA ::1": (None, Addresses(ipv6=("::1",)), "::1"),
+    "name with AAAA ::ffff:127.0.0.1": (None, Addresses(ipv6=("::ffff:127.0.0.1",)), "127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("literal", "addresses", "listen_on"), LOOPBACK_TARGETS.values(), ids=LOOPBACK_TARGETS.keys()
+)
+async def test_loopback_target_is_misconfigured_and_never_connected_to(
+    http: httpx.AsyncClient,
+    public_only_deployment: Deployment,
+    connection_params_servers: ConnectionParamsServers,
+    sink: Sink,
+    temporal_client: Client,
+    listener: CountingListener,
+    literal: str | None,
+    addresses: Addresses | None,
+    listen_on: str,
+) -> None:
+    if listen_on not in listener.ports:
+        pytest.skip("no IPv6 loopback on this machine")
+    servers = connection_params_servers
+    domain = unique_domain()
+    target = literal or f"pdc.{domain}"
+    if addresses is not None:
+        servers.dns.set(f"{target}.", addresses)
+    serve(servers, domain, SrvAnswer((Srv(listener.ports[listen_on], f"{target}."),)))
+    request = new_request(domain)
+
+    await send(http, public_only_deployment, request)
+    reply = await reply_to(sink, request)
+
+    assert reply.content_type == MISCONFIGURED_INTERNET_ENDPOINT
+    assert reply.data == request.name
+    outcome = await outcome_of(temporal_client, request)
+    assert "is at no public address" in outcome.reason
+    assert "loopback" in outcome.reason
+    assert not outcome.gave_up_after_retries
+    assert listener.total == 0
+    refusals = [
+        line
+        for line in _worker_log(public_only_deployment)
+        if line.get("internetAddress") == domain
+        and line["event"] == "Refused connection params target at non-public addresses"
+    ]
+    assert len(refusals) == 1
+    assert refusals[0]["endpointHost"] == target
+    assert refusals[0]["level"] == "warning"
+
+
+async def test_loopback_target_is_used_where_private_addresses_are_allowed(
+    http: httpx.AsyncClient,
+    dns_deployment: Deployment,
+    connection_params_servers: ConnectionParamsServers,
+    sink: Sink,
+) -> None:
+    """The control of the test above: the same kind of target, in the tests' deployment."""
+    servers = connection_params_servers
+    relay = CountingListener(forward_to=servers.port(Scenario.GOOD))
+    close = await start_counting_listener(relay)
+    try:
+        domain = unique_domain()
+        # The certificate is valid for 127.0.0.1, so the literal target works end to end.
+        serve(servers, domain, SrvAnswer((Srv(relay.ports["127.0.0.1"], "127.0.0.1."),)))
+        request = new_request(domain)
+
+        await send(http, dns_deployment, request)
+        reply = await reply_to(sink, request)
+
+        assert reply.content_type == CONNECTION_PARAMS
+        assert reply.data == servers.params.der
+        assert relay.total == 1
+    finally:
+        close()
+
+
+def _worker_log(deployment: Deployment) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in deployment.worker.log_file.read_text().splitlines()
+        if line.startswith("{")
+    ]
