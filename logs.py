@@ -3,13 +3,20 @@
 Our own code logs through structlog with key-value context; libraries (Temporal's SDK,
 Hypercorn, pymongo) log through the standard library. Both end up in one stream with
 one format, so an operator can filter on the same keys everywhere.
+
+With the ``gcp`` target (``LOG_TARGET=gcp``, the original server's variable) each JSON line
+carries the fields Google Cloud Logging reads: ``severity``, ``message``, ``timestamp``,
+``serviceContext`` and, for a request that came with ``X-Cloud-Trace-Context``,
+``logging.googleapis.com/trace`` so its lines group under the request in the console.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -18,9 +25,74 @@ import temporalio.workflow
 
 from config import LogFormat
 
+SERVICE_NAME = "letro-server"
 
-def configure_logging(*, level: str, log_format: LogFormat, component: str, version: str) -> None:
-    service_fields = {"service": "letro-server", "component": component, "version": version}
+
+class LogTarget(StrEnum):
+    GCP = "gcp"
+
+
+# "TRACE_ID/SPAN_ID;o=OPTIONS", the header Google's load balancers and Cloud Run add.
+_CLOUD_TRACE_CONTEXT = re.compile(r"([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([01]))?")
+_GCP_SEVERITIES = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "warn": "WARNING",
+    "error": "ERROR",
+    "exception": "ERROR",
+    "critical": "CRITICAL",
+}
+
+
+def trace_fields(header: str | None) -> dict[str, Any]:
+    """The log context of an ``X-Cloud-Trace-Context`` header (nothing if absent or malformed)."""
+    match = _CLOUD_TRACE_CONTEXT.fullmatch(header.strip()) if header else None
+    if match is None:
+        return {}
+    trace_id, span_id, sampled = match.groups()
+    fields: dict[str, Any] = {"traceId": trace_id.lower()}
+    if span_id is not None:
+        fields["spanId"] = span_id
+    if sampled is not None:
+        fields["traceSampled"] = sampled == "1"
+    return fields
+
+
+def gcp_fields(project: str | None) -> structlog.types.Processor:
+    """Rename an event's fields to those of Cloud Logging's structured log format."""
+    trace_prefix = f"projects/{project}/traces/" if project else ""
+
+    def processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        level = str(event.pop("level", "info")).lower()
+        event["severity"] = _GCP_SEVERITIES.get(level, "DEFAULT")
+        event["message"] = event.pop("event", "")
+        event["serviceContext"] = {"service": SERVICE_NAME, "version": event.get("version")}
+        trace_id = event.pop("traceId", None)
+        if trace_id is not None:
+            event["logging.googleapis.com/trace"] = trace_prefix + trace_id
+        span_id = event.pop("spanId", None)
+        if span_id is not None:
+            # Cloud Logging wants the span id as 16 hex digits; the header has it in decimal.
+            event["logging.googleapis.com/spanId"] = f"{int(span_id) & (2**64 - 1):016x}"
+        sampled = event.pop("traceSampled", None)
+        if sampled is not None:
+            event["logging.googleapis.com/trace_sampled"] = sampled
+        return event
+
+    return processor
+
+
+def configure_logging(
+    *,
+    level: str,
+    log_format: LogFormat,
+    component: str,
+    version: str,
+    target: LogTarget | None = None,
+    google_project: str | None = None,
+) -> None:
+    service_fields = {"service": SERVICE_NAME, "component": component, "version": version}
 
     def add_service_fields(
         _: Any, __: str, event: MutableMapping[str, Any]
@@ -39,6 +111,9 @@ def configure_logging(*, level: str, log_format: LogFormat, component: str, vers
             if isinstance(context, dict):
                 event.setdefault("workflowId", context.get("workflow_id"))
                 event.setdefault("runId", context.get("run_id") or context.get("workflow_run_id"))
+                event.setdefault("workflowType", context.get("workflow_type"))
+                event.setdefault("namespace", context.get("namespace"))
+                event.setdefault("taskQueue", context.get("task_queue"))
                 if "activity_type" in context:
                     event.setdefault("activityType", context["activity_type"])
                     event.setdefault("attempt", context.get("attempt"))
@@ -54,7 +129,11 @@ def configure_logging(*, level: str, log_format: LogFormat, component: str, vers
         flatten_temporal_context,
     ]
     renderer: structlog.types.Processor
-    if log_format is LogFormat.JSON:
+    if target is LogTarget.GCP:
+        # Cloud Logging reads one JSON object per line, whatever LOG_FORMAT says.
+        renderer = structlog.processors.JSONRenderer()
+        shared += [structlog.processors.format_exc_info, gcp_fields(google_project)]
+    elif log_format is LogFormat.JSON:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:

@@ -28,6 +28,7 @@ from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
+from logs import trace_fields
 from ingress.push_auth import push_authentication
 from ingress.routing import (
     ContentTooLarge,
@@ -77,7 +78,9 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     async def bind_request_id() -> None:
         structlog.contextvars.clear_contextvars()
         request_id = request.headers.get(settings.request_id_header) or str(uuid.uuid4())
-        structlog.contextvars.bind_contextvars(requestId=request_id)
+        structlog.contextvars.bind_contextvars(
+            requestId=request_id, **trace_fields(request.headers.get("X-Cloud-Trace-Context"))
+        )
 
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response | HTTPException:
