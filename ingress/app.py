@@ -28,7 +28,6 @@ from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
 from connections import connect_mongo, connect_temporal
-from logs import trace_fields
 from ingress.push_auth import push_authentication
 from ingress.routing import (
     ContentTooLarge,
@@ -39,6 +38,7 @@ from ingress.routing import (
     UnsupportedContentType,
     route,
 )
+from logs import trace_fields
 
 logger = structlog.get_logger("ingress")
 
