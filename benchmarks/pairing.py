@@ -756,7 +756,7 @@ async def run(args: argparse.Namespace, workload: Workload, report: Report) -> N
         if args.ingress_url:
             stack = Stack(args.ingress_url, args.temporal_address, work_dir)
         else:
-            env = workload.protocol.worker_env()
+            env = workload.protocol.service_env()
             stack = await start_local_stack(exits, work_dir, sink_url, env, args.workers)
         floor_queue = f"benchmark-floor-{workload.run_id}"
         floor_worker = await start_floor_worker(exits, stack, floor_queue)

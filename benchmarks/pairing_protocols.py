@@ -97,8 +97,12 @@ class PairingProtocol(ABC):
     def material(self) -> str:
         """What the requests are, for the report."""
 
-    def worker_env(self) -> dict[str, str]:
-        """Settings the local stack's worker needs to accept this protocol's requests."""
+    def service_env(self) -> dict[str, str]:
+        """Settings for the local stack's services, for them to accept this protocol's requests.
+
+        The worker and the ingress get the same environment; it is the ingress that verifies
+        VeraId bundles.
+        """
         return {}
 
     @abstractmethod
@@ -186,7 +190,7 @@ class VeraidPairing(PairingProtocol):
             f" users sharing {len(self._keys)} Awala endpoint keys"
         )
 
-    def worker_env(self) -> dict[str, str]:
+    def service_env(self) -> dict[str, str]:
         return {"VERAID_TRUST_ANCHORS": self._org.trust_anchor_setting}
 
     def make_pairs(self, run_id: str, phase: str, count: int) -> list[Pair]:
