@@ -8,7 +8,7 @@ phases, figures and options are described in ``benchmarks.pairing``.
 
 import sys
 
-from benchmarks.pairing import main
+from benchmarks.pairing.command_line import main
 from benchmarks.pairing_protocols import LegacyPairing
 
 if __name__ == "__main__":

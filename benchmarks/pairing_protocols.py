@@ -5,10 +5,10 @@ request from its Awala endpoint and must receive exactly one match message, with
 bytes, at that endpoint. The two protocols differ in how those bytes are made:
 
 * legacy (CSV): the request is ``own id,contact id,base64 key`` and the match is the CSV
-  the server builds, computed here with ``letro.legacy_pairing``;
+  the server builds, both written out by ``infra.agents.Agent``;
 * VeraId: the request is a real ``contact-pairing.request`` SignatureBundle, signed with
-  RSA-2048 keys over a mock DNSSEC chain (``tests.pairing_helpers``), and the match is the
-  *contact's* bundle, byte for byte: the server forwards it untouched.
+  RSA-2048 keys over a mock DNSSEC chain by ``infra.agents`` (the tests' agents too), and
+  the match is the *contact's* bundle, byte for byte: the server forwards it untouched.
 
 VeraId material is expensive to make (an RSA-2048 key takes 50-100 ms to generate), so
 everything is made before anything is measured, and the Awala endpoint keys come from a
@@ -17,8 +17,6 @@ small pool instead of one key per user; see ``VeraidPairing``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
 import time
 from abc import ABC, abstractmethod
@@ -37,10 +35,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 import veraid
+from infra.agents import Agent, VeraidAgent, VeraidOrg, endpoint_id, make_org, new_rsa_key
 from letro.contact_pairing import LETRO_SERVICE_OID
 from letro.content_types import CONTACT_PAIRING_REQUEST, PAIRING_MATCH_TMP, PAIRING_REQUEST_TMP
-from letro.legacy_pairing import serialise_pairing_match
-from tests.pairing_helpers import VeraidAgent, VeraidOrg, endpoint_id, make_org, new_rsa_key
 
 DOMAIN = "bench.letro.example"
 
@@ -100,8 +97,12 @@ class PairingProtocol(ABC):
     def material(self) -> str:
         """What the requests are, for the report."""
 
-    def worker_env(self) -> dict[str, str]:
-        """Settings the local stack's worker needs to accept this protocol's requests."""
+    def service_env(self) -> dict[str, str]:
+        """Settings for the local stack's services, for them to accept this protocol's requests.
+
+        The worker and the ingress get the same environment; it is the ingress that verifies
+        VeraId bundles.
+        """
         return {}
 
     @abstractmethod
@@ -138,34 +139,14 @@ class LegacyPairing(PairingProtocol):
     def make_pairs(self, run_id: str, phase: str, count: int) -> list[Pair]:
         pairs = []
         for first_name, second_name in user_names(run_id, phase, count):
-            first, second = _LegacyUser.named(first_name), _LegacyUser.named(second_name)
-            pairs.append(Pair(first.side_with(second), second.side_with(first)))
+            first, second = Agent.named(first_name, DOMAIN), Agent.named(second_name, DOMAIN)
+            pairs.append(Pair(_legacy_side(first, second), _legacy_side(second, first)))
         return pairs
 
 
-@dataclass(frozen=True)
-class _LegacyUser:
-    veraid_id: str
-    endpoint_id: str
-    key: bytes
-
-    @classmethod
-    def named(cls, user_name: str) -> _LegacyUser:
-        veraid_id = f"{user_name}@{DOMAIN}"
-        # About the size of a DER-encoded RSA-2048 public key, so requests are realistic.
-        # Legacy requests are not signed, so the key need not be a real one.
-        key = hashlib.sha256(veraid_id.encode()).digest() * 9
-        return cls(veraid_id, "0" + hashlib.sha256(key).hexdigest(), key)
-
-    def side_with(self, contact: _LegacyUser) -> Side:
-        key = base64.b64encode(self.key).decode()
-        match = serialise_pairing_match(
-            own_veraid_id=self.veraid_id,
-            contact_veraid_id=contact.veraid_id,
-            contact_endpoint_id=contact.endpoint_id,
-            contact_id_key=contact.key,
-        )
-        return Side(self.endpoint_id, f"{self.veraid_id},{contact.veraid_id},{key}".encode(), match)
+def _legacy_side(agent: Agent, contact: Agent) -> Side:
+    request = agent.legacy_pairing_request(contact)
+    return Side(agent.endpoint_id, request, match=agent.expected_match_from(contact))
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +190,7 @@ class VeraidPairing(PairingProtocol):
             f" users sharing {len(self._keys)} Awala endpoint keys"
         )
 
-    def worker_env(self) -> dict[str, str]:
+    def service_env(self) -> dict[str, str]:
         return {"VERAID_TRUST_ANCHORS": self._org.trust_anchor_setting}
 
     def make_pairs(self, run_id: str, phase: str, count: int) -> list[Pair]:

@@ -10,7 +10,7 @@ a core it needs is printed). The phases, figures and options are described in
 
 import sys
 
-from benchmarks.pairing import main
+from benchmarks.pairing.command_line import main
 from benchmarks.pairing_protocols import VeraidPairing
 
 if __name__ == "__main__":

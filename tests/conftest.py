@@ -21,6 +21,7 @@ from hypercorn.config import Config
 from pymongo import AsyncMongoClient
 from temporalio.client import Client
 
+from infra.agents import VeraidOrg, make_org
 from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
@@ -35,7 +36,6 @@ from tests.connparams_servers import (
     issue_test_ca,
     start_dns_server,
 )
-from tests.pairing_helpers import VeraidOrg, make_org
 from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"

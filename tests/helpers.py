@@ -1,11 +1,12 @@
-"""Building incoming service messages as a Letro agent's endpoint would send them."""
+"""Posting agents' messages to the ingress as the Awala Internet Endpoint does (tests only).
+
+Also where the test session's worker keeps pairing requests. The agents themselves
+(``Agent``, ``VeraidAgent``...) live in ``infra.agents``, shared with the benchmarks.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,34 +14,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
+from infra.agents import Agent
 from letro.content_types import PAIRING_REQUEST_TMP
 
 SERVER_ENDPOINT_ID = "0letroserver" + "0" * 52
-
-
-@dataclass(frozen=True)
-class Agent:
-    """A Letro user: a VeraId user id, an Awala endpoint id and its identity key."""
-
-    veraid_id: str
-    endpoint_id: str
-    id_key: bytes
-
-    def legacy_pairing_request(self, contact: Agent) -> bytes:
-        key = base64.b64encode(self.id_key).decode()
-        return f"{self.veraid_id},{contact.veraid_id},{key}".encode()
-
-    def expected_match_from(self, contact: Agent) -> bytes:
-        key = base64.b64encode(contact.id_key).decode()
-        return f"{self.veraid_id},{contact.veraid_id},{contact.endpoint_id},{key}".encode()
-
-
-def new_agent(name: str, domain: str = "applepie.rocks") -> Agent:
-    """A fresh agent; the random suffix keeps tests sharing one stack apart."""
-    suffix = uuid.uuid4().hex[:10]
-    key = hashlib.sha256(suffix.encode()).digest() * 9  # key-sized opaque bytes
-    endpoint_id = "0" + hashlib.sha256(key).hexdigest()
-    return Agent(veraid_id=f"{name}-{suffix}@{domain}", endpoint_id=endpoint_id, id_key=key)
 
 
 def binary_event_headers(

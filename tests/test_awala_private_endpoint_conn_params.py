@@ -1,7 +1,7 @@
 """``awala.private_endpoint_conn_params``: the granter of a pairing authorisation is proven.
 
 Parameters come from ``@relaycorp/relaynet-core``
-(``tests/interop/private_endpoint_conn_params.mjs``) and from ``tests.pairing_helpers``;
+(``tests/interop/private_endpoint_conn_params.mjs``) and from ``infra.agents``;
 variants are re-signed here with the real keys, so each is refused for the one reason it is
 built to show.
 """
@@ -32,7 +32,7 @@ from awala.private_endpoint_conn_params import (
     UnsupportedSignatureAlgorithm,
     read_connection_params,
 )
-from tests.pairing_helpers import (
+from infra.agents import (
     assemble_connection_params,
     connection_params,
     endpoint_id,

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from infra.agents import new_agent
 from infra.sink import ReceivedEvent
 from tests.conftest import Sink, StartIngress, StartWorker, serve_sink
-from tests.helpers import new_agent, send_pairing_request
+from tests.helpers import send_pairing_request
 
 pytestmark = pytest.mark.integration
 

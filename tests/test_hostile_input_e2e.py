@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.agents import VeraidAgent, VeraidOrg, make_org, new_agent, new_veraid_agent
 from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pairing_failure
 from letro.content_types import (
     CONTACT_PAIRING_FAILURE,
@@ -25,8 +26,7 @@ from letro.content_types import (
 )
 from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import binary_event_headers, new_agent
-from tests.pairing_helpers import VeraidAgent, VeraidOrg, make_org, new_veraid_agent
+from tests.helpers import binary_event_headers
 from tests.test_pairing_fuzz import mutate
 from workflows.legacy_pairing import workflow_id_for as legacy_workflow_id
 from workflows.pairing import PairingStatus

@@ -8,10 +8,11 @@ import httpx
 import pytest
 
 from config import load_settings
+from infra.agents import new_agent
 from infra.services import free_port
 from ingress.app import create_app
 from tests.conftest import Ingress, StartIngress
-from tests.helpers import binary_event_headers, new_agent
+from tests.helpers import binary_event_headers
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from infra.agents import Agent, new_agent
 from letro.content_types import PAIRING_MATCH_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import (
-    SERVER_ENDPOINT_ID,
-    Agent,
-    new_agent,
-    requests_collection,
-    send_pairing_request,
-)
+from tests.helpers import SERVER_ENDPOINT_ID, requests_collection, send_pairing_request
 from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
 
 pytestmark = pytest.mark.integration

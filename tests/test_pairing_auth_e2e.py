@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from awala.private_endpoint_conn_params import _PrivateEndpointConnParams
+from infra.agents import connection_params, endpoint_id, new_rsa_key
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     PAIRING_AUTH,
@@ -21,7 +22,6 @@ from letro.content_types import (
 )
 from tests.conftest import Ingress, Sink
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
-from tests.pairing_helpers import connection_params, endpoint_id, new_rsa_key
 from workflows import forwarding
 
 pytestmark = pytest.mark.integration

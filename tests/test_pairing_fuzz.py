@@ -26,6 +26,14 @@ from awala.private_endpoint_conn_params import (
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
+from infra.agents import (
+    VeraidOrg,
+    connection_params,
+    endpoint_id,
+    make_org,
+    new_rsa_key,
+    new_veraid_agent,
+)
 from ingress.routing import Ignore, RoutingOptions, SignalWithStart, StartOnce, route
 from letro.contact_pairing import (
     PairingDrop,
@@ -41,14 +49,6 @@ from letro.content_types import (
 )
 from tests.conftest import Ingress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
-from tests.pairing_helpers import (
-    VeraidOrg,
-    connection_params,
-    endpoint_id,
-    make_org,
-    new_rsa_key,
-    new_veraid_agent,
-)
 from workflows.pairing import PairingStatus
 from workflows.veraid_pairing import ContactPairingRefusalOutcome
 

@@ -33,6 +33,7 @@ from quart import Quart, Response
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.agents import Agent, new_agent
 from infra.services import free_port
 from ingress.push_auth import (
     CertificatesUnavailable,
@@ -50,7 +51,7 @@ from ingress.push_auth import (
 )
 from letro.content_types import PAIRING_REQUEST_TMP
 from tests.conftest import Ingress, StartIngress
-from tests.helpers import SERVER_ENDPOINT_ID, Agent, new_agent
+from tests.helpers import SERVER_ENDPOINT_ID
 from workflows.legacy_pairing import workflow_id_for
 
 AUDIENCE = "https://letro.example/incoming"

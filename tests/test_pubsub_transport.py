@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
+from infra.agents import Agent, new_agent
 from infra.services import PubSubEmulator
 from letro.content_types import PAIRING_MATCH_TMP, PAIRING_REQUEST_TMP
 from tests.conftest import StartIngress, StartWorker
-from tests.helpers import SERVER_ENDPOINT_ID, Agent, new_agent
+from tests.helpers import SERVER_ENDPOINT_ID
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,15 @@ import pytest
 
 from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.service_messages import IncomingServiceMessage
+from infra.agents import (
+    VeraidAgent,
+    connection_params,
+    endpoint_id,
+    make_org,
+    new_rsa_key,
+    new_veraid_agent,
+    spki,
+)
 from ingress.routing import (
     ContentTooLarge,
     Ignore,
@@ -29,15 +38,6 @@ from letro.content_types import (
     PAIRING_AUTH_TMP,
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
-)
-from tests.pairing_helpers import (
-    VeraidAgent,
-    connection_params,
-    endpoint_id,
-    make_org,
-    new_rsa_key,
-    new_veraid_agent,
-    spki,
 )
 from workflows.forwarding import Forwarding
 from workflows.pairing import PairingInput

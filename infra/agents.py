@@ -1,8 +1,18 @@
-"""VeraId contact pairing material for the end-to-end tests, made with the Python libraries.
+"""Simulated Letro agents and organisations, building their messages as a real client would.
 
-One mock VeraId organisation (its DNSSEC chain anchored in a throwaway root the test worker
-is configured to trust) and agents that sign real ``contact-pairing.request`` bundles, plus
-Awala ``PrivateEndpointConnParams`` with a real PDA for the authorisation tests.
+Everything is made with the project's own protocol libraries (``veraid``, ``awala``,
+``letro``), so the bytes are what a Letro agent sends; the tests and the benchmarks both
+drive the server with them:
+
+* ``Agent``: a user of the legacy (CSV) pairing protocol, with made-up identity key bytes;
+* ``VeraidOrg`` and ``VeraidAgent``: a mock VeraId organisation (its DNSSEC chain anchored
+  in a throwaway root the worker and the ingress are configured to trust) and its members,
+  who sign real ``contact-pairing.request`` bundles; the organisation can sign as a bot;
+* ``connection_params``: Awala ``PrivateEndpointConnParams`` with a real PDA by which one
+  endpoint authorises another, or a forged one (another signer, no authority key id).
+
+RSA-2048 keys take 50-100 ms each to generate, so the organisation key and the member key
+are made once per process and shared: only the Awala endpoint keys tell agents apart.
 """
 
 from __future__ import annotations
@@ -32,13 +42,14 @@ from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_r
 ORG_DOMAIN = "applepie.rocks"
 
 
-@functools.cache
-def _shared_key(index: int) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 def new_rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
+def _shared_key(index: int) -> rsa.RSAPrivateKey:
+    # One key per role (0: the organisation, 1: every member), made once per process.
+    return new_rsa_key()
 
 
 def spki(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
@@ -47,6 +58,48 @@ def spki(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
 
 def endpoint_id(key: rsa.RSAPrivateKey) -> str:
     return "0" + hashlib.sha256(spki(key)).hexdigest()
+
+
+# --- Legacy (CSV) pairing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A Letro user of legacy pairing: a VeraId user id, an Awala endpoint id and its key."""
+
+    veraid_id: str
+    endpoint_id: str
+    id_key: bytes
+
+    @classmethod
+    def named(cls, user_name: str, domain: str = ORG_DOMAIN) -> Agent:
+        """The agent ``user_name@domain``, always with the same key and endpoint id."""
+        veraid_id = f"{user_name}@{domain}"
+        # About the size of a DER-encoded RSA-2048 public key, so requests are realistic.
+        # Legacy requests are not signed, so the key need not be a real one.
+        key = hashlib.sha256(veraid_id.encode()).digest() * 9
+        return cls(veraid_id, "0" + hashlib.sha256(key).hexdigest(), key)
+
+    def legacy_pairing_request(self, contact: Agent) -> bytes:
+        key = base64.b64encode(self.id_key).decode()
+        return f"{self.veraid_id},{contact.veraid_id},{key}".encode()
+
+    def expected_match_from(self, contact: Agent) -> bytes:
+        """The match CSV this agent must receive once paired with ``contact``.
+
+        Written out here rather than made with ``letro.legacy_pairing``, so that the
+        server's serialiser is checked against an independent statement of the format.
+        """
+        key = base64.b64encode(contact.id_key).decode()
+        return f"{self.veraid_id},{contact.veraid_id},{contact.endpoint_id},{key}".encode()
+
+
+def new_agent(name: str, domain: str = ORG_DOMAIN) -> Agent:
+    """A fresh agent; the random suffix keeps tests sharing one stack apart."""
+    return Agent.named(f"{name}-{uuid.uuid4().hex[:10]}", domain)
+
+
+# --- VeraId pairing ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -222,7 +275,3 @@ def connection_params(
     pda = issue_certificate(grantee, granter, signer=signer, authority_key_id=authority_key_id)
     granter_certificate = issue_certificate(granter, granter)
     return assemble_connection_params(spki(identity_key or granter), pda, [granter_certificate])
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

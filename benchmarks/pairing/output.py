@@ -1,0 +1,145 @@
+"""The report, printed as text for a person or as JSON for a script (``--json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from benchmarks.pairing.figures import FloorFigures, PairingFigures
+from benchmarks.pairing.run import Report
+from benchmarks.pairing.workload import Arrival
+from benchmarks.pairing_protocols import VerificationFigures
+
+
+def print_report(report: Report, title: str) -> None:
+    before = " ".join(f"{v:.2f}" for v in report.load_average_before)
+    after = " ".join(f"{v:.2f}" for v in report.load_average_after)
+    print(f"Letro {title.lower()} benchmark, {report.started}, {report.cpus} CPUs")
+    print(f"Stack: {report.stack}")
+    print(f"Requests: {report.material}; made in {report.preparation_seconds} s beforehand")
+    print(f"Load average (1/5/15 min): before {before}; after {after}")
+    if report.floor:
+        _print_floor(report.floor)
+    if report.closed_loop:
+        _print_pairing(report.closed_loop, title)
+        ratio = report.ratio_to_floor
+        if ratio is not None:
+            verdict = "met" if ratio >= report.ratio_target else "MISSED"
+            print(
+                f"  ratio to floor        {ratio:.2f} matched / completed floor pairs"
+                f"  (target >= {report.ratio_target}: {verdict})"
+            )
+        if report.acceptance_ratio is not None:
+            print(f"  acceptance ratio      {report.acceptance_ratio:.2f} of the floor's")
+    if report.simultaneous:
+        _print_pairing(report.simultaneous, title)
+    if report.open_loop:
+        _print_pairing(report.open_loop, title)
+        latency = report.open_loop.latency_ms
+        if latency is not None and report.p99_target_ms is not None:
+            verdict = "met" if latency.p99 < report.p99_target_ms else "MISSED"
+            print(f"  p99 target            < {report.p99_target_ms:.0f} ms: {verdict}")
+    if report.verification:
+        _print_verification(report.verification, report.closed_loop)
+    print(f"Correctness: {'OK' if report.ok else 'FAILED'}")
+
+
+def _print_floor(floor: FloorFigures) -> None:
+    print(
+        f"\nFloor: empty workflow, 2 signal-with-starts per pair, concurrency {floor.concurrency}"
+    )
+    requests = 2 * floor.pairs
+    print(
+        f"  signal-with-starts    {floor.signal_with_starts_accepted}/{requests} accepted,"
+        f" {floor.accepted_per_s}/s ({floor.accepted_per_s / 2:.1f} pairs/s)"
+    )
+    print(
+        f"  completed pairs       {floor.pairs_completed}/{floor.pairs} in {floor.seconds} s:"
+        f" {floor.completed_pairs_per_s} pairs/s"
+    )
+    if floor.failures:
+        print(f"  FAILURES              {floor.failures}")
+    print(f"  CPU % of one core     {_cpu(floor.cpu_percent)}")
+    print(f"  CPU ms per pair       {_cpu(floor.cpu_ms_per_pair, digits=1)}")
+
+
+def _print_pairing(figures: PairingFigures, title: str) -> None:
+    if figures.arrival is Arrival.OPEN:
+        print(
+            f"\n{title}, open loop, Poisson arrivals at {figures.offered_pairs_per_s}"
+            f" pairs/s (latest arrival {figures.arrival_lag_max_ms} ms behind schedule)"
+        )
+    elif figures.arrival is Arrival.SIMULTANEOUS:
+        print(
+            f"\n{title}, simultaneous arrival (a pair's two requests at once),"
+            f" concurrency {figures.concurrency}"
+        )
+    else:
+        print(f"\n{title}, closed loop, concurrency {figures.concurrency}")
+    requests = 2 * figures.pairs
+    print(
+        f"  accepted requests     {figures.requests_accepted}/{requests} (204),"
+        f" {figures.accepted_per_s}/s ({figures.accepted_per_s / 2:.1f} pairs/s)"
+    )
+    print(
+        f"  matched pairs         {figures.pairs_matched}/{figures.pairs} in {figures.seconds} s:"
+        f" {figures.matched_pairs_per_s} pairs/s"
+    )
+    print(f"  exactly two matches   {figures.pairs_with_two_matches}/{figures.pairs} pairs")
+    if figures.latency_ms:
+        lat = figures.latency_ms
+        sent = "both requests" if figures.arrival is Arrival.SIMULTANEOUS else "2nd request"
+        print(
+            f"  latency ({sent} to both matches)  p50 {lat.p50} ms  p95 {lat.p95} ms"
+            f"  p99 {lat.p99} ms  max {lat.max} ms"
+        )
+    if figures.transport_retries:
+        print(f"  transport retries     {figures.transport_retries} (same parcel id, not failures)")
+    if not figures.correctness.ok:
+        print(f"  FAILURES              {figures.correctness}")
+    print(f"  CPU % of one core     {_cpu(figures.cpu_percent)}")
+    print(f"  CPU ms per pair       {_cpu(figures.cpu_ms_per_pair, digits=1)}")
+
+
+def _print_verification(figures: VerificationFigures, closed: PairingFigures | None) -> None:
+    print(
+        f"\nVerification: veraid.verify_signature_bundle over the closed loop's {figures.bundles}"
+        " bundles, in this process on one thread, before the stack started"
+    )
+    for label, warm in (("warm cache", True), ("no cache", False)):
+        per_second = figures.warm_per_cpu_second if warm else figures.cold_per_cpu_second
+        print(
+            f"  {label:<21} {per_second:.0f} per CPU second"
+            f" ({figures.ms_per_pair(warm=warm)} ms per pair of requests)"
+        )
+    if closed is None or not closed.matched_pairs_per_s:
+        return
+    # Each pair is two verifications; the worker's cache is warm after its first request.
+    share = figures.core_share(closed.matched_pairs_per_s)
+    cold = figures.core_share(closed.matched_pairs_per_s, warm=False)
+    print(
+        f"  at {closed.matched_pairs_per_s} matched pairs/s (closed loop) verification needs"
+        f" {share:.0%} of one core ({cold:.0%} with no cache)"
+    )
+    worker_ms = closed.cpu_ms_per_pair.get("worker")
+    if worker_ms:
+        print(
+            f"  the worker spent {worker_ms} ms of CPU per pair, of which verification would"
+            f" be {figures.ms_per_pair() / worker_ms:.0%}"
+        )
+
+
+def _cpu(usage: dict[str, float], digits: int = 0) -> str:
+    # Components idle in this phase (the other phase's worker) are left out; "others" and
+    # "machine" always show, as they tell whether the figures were measured on a quiet machine.
+    shown = {n: v for n, v in usage.items() if round(v, digits) or n in ("others", "machine")}
+    return ", ".join(f"{name} {value:.{digits}f}" for name, value in shown.items())
+
+
+def report_json(report: Report) -> str:
+    data = asdict(report)
+    data["ratio_to_floor"] = report.ratio_to_floor
+    data["acceptance_ratio"] = report.acceptance_ratio
+    data["verification_core_share"] = report.verification_core_share
+    data["ok"] = report.ok
+    return json.dumps(data, indent=2)

@@ -1,0 +1,64 @@
+"""The workload: every request of a run, made before anything is measured.
+
+Each phase gets its own pairs, and each pair its own users (``benchmarks.pairing_protocols``
+makes them), so no phase can see another's messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from benchmarks.pairing_protocols import Pair, PairingProtocol, create_protocol
+
+
+class Arrival(StrEnum):
+    """How a phase's pairs reach the ingress."""
+
+    CLOSED = "closed loop"
+    SIMULTANEOUS = "simultaneous arrival"
+    OPEN = "open loop"
+
+
+@dataclass(frozen=True)
+class Workload:
+    protocol: PairingProtocol
+    run_id: str
+    warmup: list[Pair]
+    closed: list[Pair]
+    simultaneous: list[Pair]
+    # As many as the open loop can need; it takes the first ones its rate asks for.
+    open: list[Pair]
+
+    @property
+    def requests(self) -> int:
+        phases = (self.warmup, self.closed, self.simultaneous, self.open)
+        return 2 * sum(len(pairs) for pairs in phases)
+
+
+def prepare(args: argparse.Namespace) -> Workload:
+    """Every request of the run; with VeraId, also the organisation and the endpoint keys."""
+    protocol = create_protocol(args.protocol, endpoint_keys=args.endpoint_keys)
+    run_id = uuid.uuid4().hex[:8]
+
+    def pairs(phase: str, count: int) -> list[Pair]:
+        return protocol.make_pairs(run_id, phase, count)
+
+    open_count = args.pairs
+    if args.rate:
+        open_count = min(args.pairs, open_loop_pairs(args.rate, args.open_seconds))
+    return Workload(
+        protocol=protocol,
+        run_id=run_id,
+        warmup=pairs("warmup", args.warmup),
+        closed=pairs("closed", args.pairs),
+        simultaneous=pairs("simultaneous", args.simultaneous_pairs),
+        open=pairs("open", open_count),
+    )
+
+
+def open_loop_pairs(rate_per_s: float, seconds: float) -> int:
+    return max(math.ceil(rate_per_s * seconds), 1)
