@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import veraid
+from infra.agents import VeraidAgent, make_org, new_rsa_key, spki
 from letro.contact_pairing import (
     PairingDrop,
     PairingRefusal,
@@ -22,7 +23,6 @@ from letro.contact_pairing import (
 )
 from letro.errors import InvalidVeraidId
 from letro.veraid_ids import pairing_key
-from tests.pairing_helpers import VeraidAgent, make_org, new_rsa_key, spki
 
 ORG = make_org()
 NOW = datetime.now(UTC)
