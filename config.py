@@ -5,20 +5,24 @@ else. Every problem found is reported at once, naming the variable, so an operat
 fixes a deployment in one go instead of one crash at a time. Variable names follow
 the original Letro server where it had one, and Temporal's own client conventions
 (``TEMPORAL_*``) for the rest.
+
+Each variable is declared once, as a :class:`Variable`: its name, its parser, its default
+and its meaning. ``load_settings`` validates every declaration alike, then applies the few
+rules that relate variables to each other, then builds the settings. The README's table
+is checked against the declarations (tests/test_config_readme.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from letro.account_names import (
@@ -55,6 +59,12 @@ class LogFormat(StrEnum):
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
+# The database used when neither MONGODB_DB nor the URI names one.
+DEFAULT_DATABASE = "letro"
+
+
+# The settings. Their fields have no defaults: every default is a variable's, declared below.
+
 
 @dataclass(frozen=True, slots=True)
 class TemporalSettings:
@@ -65,8 +75,8 @@ class TemporalSettings:
     tls: bool
     tls_client_cert_path: Path | None
     tls_client_key_path: Path | None
-    # Workflows the worker keeps in memory between tasks (the SDK's default).
-    max_cached_workflows: int = 1000
+    # Workflows the worker keeps in memory between tasks.
+    max_cached_workflows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +85,6 @@ class MongoSettings:
     database: str | None
     user: str | None
     password: str | None
-
-
-DEFAULT_RESOLVER = "doh:https://cloudflare-dns.com/dns-query"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,37 +112,33 @@ class ConnectionParamsSettings:
     retry_window: timedelta
     # Let SRV targets be at loopback, private, link-local... addresses: local development
     # and tests only, since it lets any requester make the worker connect inside its network.
-    allow_private_addresses: bool = False
+    allow_private_addresses: bool
 
 
 @dataclass(frozen=True, slots=True)
 class AccountSettings:
     """Account creation: the VeraId Authority and the naming rules."""
 
-    vauth_api_url: str | None = None
-    vauth_api_audience: str | None = None  # Google ID token audience, on Google Cloud
-    vauth_api_token: str | None = None  # static bearer token, elsewhere
-    # The defaults are the naming rules' own, declared once in letro/.
-    max_name_length: int = DEFAULT_MAX_NAME_LENGTH
-    reserved_words: tuple[str, ...] = tuple(DEFAULT_RESERVED_WORDS)
-    domains_by_locale: tuple[tuple[str, str], ...] = tuple(DEFAULT_DOMAINS_BY_LOCALE.items())
-    fallback_domain: str = DEFAULT_FALLBACK_DOMAIN
-    name_attempts: int = 3
-    authority_retry_seconds: float = 900.0
-    dedup_window_seconds: float = 14 * 86400.0
-
-
-GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+    vauth_api_url: str | None
+    vauth_api_audience: str | None  # Google ID token audience, on Google Cloud
+    vauth_api_token: str | None  # static bearer token, elsewhere
+    max_name_length: int
+    reserved_words: tuple[str, ...]
+    domains_by_locale: tuple[tuple[str, str], ...]
+    fallback_domain: str
+    name_attempts: int
+    authority_retry_seconds: float
+    dedup_window_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
 class PubSubPushSettings:
     """Authentication of Pub/Sub push requests by their OIDC token; off without an audience."""
 
-    audience: str | None = None
+    audience: str | None
     # Lower-cased service account emails, one of which must have signed the push.
-    service_accounts: tuple[str, ...] = ()
-    certs_url: str = GOOGLE_OIDC_CERTS_URL
+    service_accounts: tuple[str, ...]
+    certs_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,60 +151,32 @@ class Settings:
     port: int
     transport: Transport
     sink_url: str | None
-    pubsub_topic: str | None  # always a full path: projects/<project>/topics/<topic>
+    pubsub_topic: str | None  # a full path (projects/<project>/topics/<topic>) for the worker
     mongodb: MongoSettings
     temporal: TemporalSettings
     pairing_request_ttl: timedelta
     connection_params: ConnectionParamsSettings
-    veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
-    accounts: AccountSettings = field(default_factory=AccountSettings)
+    veraid_trust_anchors: tuple[TrustAnchor, ...]
+    accounts: AccountSettings
     # History length at which a pair workflow continues as new (see workflows.pairing).
-    pairing_history_events: int = MAX_HISTORY_EVENTS
-    pubsub_push: PubSubPushSettings = field(default_factory=PubSubPushSettings)
+    pairing_history_events: int
+    pubsub_push: PubSubPushSettings
 
 
-class _Reader:
-    """Collects every problem while reading, so they can be reported together."""
+# How a variable's text becomes a value.
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        self.problems: list[str] = []
 
-    def optional(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
+@dataclass(frozen=True, slots=True)
+class Parser(Generic[T]):
+    """A variable's format: its parse function, and what a text it refuses is said not to be."""
 
-    def required(self, name: str, why: str = "") -> str:
-        value = self.optional(name)
-        if value is None:
-            self.problems.append(f"{name} is required{why}")
-            return ""
-        return value
+    parse: Callable[[str], T]  # raises ValueError for a text it refuses
+    complaint: str  # ends the problem "NAME='text' <complaint>"
+    # Lower-cased before parsing, and so in a problem: for names and fixed choices.
+    case_insensitive: bool = False
 
-    def parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        try:
-            return parse(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not {expected}")
-            return default
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = (self.optional(name) or default).lower()
-        if raw not in choices:
-            self.problems.append(f"{name}={raw!r} must be one of {', '.join(choices)}")
-            return default
-        return raw
-
-    def url(self, name: str, *, required: bool, why: str = "") -> str | None:
-        raw = self.required(name, why) if required else self.optional(name)
-        if raw:
-            parts = urlsplit(raw)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                self.problems.append(f"{name}={raw!r} is not an http(s) URL")
-        return raw or None
+    def normal(self, text: str) -> str:
+        return text.lower() if self.case_insensitive else text
 
 
 def _positive_int(text: str) -> int:
@@ -211,11 +186,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> timedelta:
+    return timedelta(seconds=_positive_int(text))
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
         raise ValueError(text)
     return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)  # raises ValueError itself on a malformed IPv6 host
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(text)
+    return text
+
+
+def _file(text: str) -> Path:
+    # Checked now so that a wrong path stops the start, not the first connection.
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(text)
+    return path
 
 
 def _resolver(text: str) -> DohResolver | DnsResolver:
@@ -234,15 +237,6 @@ def _resolver(text: str) -> DohResolver | DnsResolver:
         ipaddress.ip_address(parts.hostname)
         port = 53 if parts.port is None else parts.port
         return DnsResolver(parts.hostname, _port(str(port)))
-    raise ValueError(text)
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
     raise ValueError(text)
 
 
@@ -268,126 +262,6 @@ def parse_trust_anchors(text: str) -> tuple[TrustAnchor, ...]:
     if not anchors:
         raise ValueError(text)
     return tuple(anchors)
-
-
-def load_settings(component: Component, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the configuration of ``component``; raise ConfigError if unusable."""
-    read = _Reader(os.environ if environ is None else environ)
-
-    transport = Transport(read.choice("CE_TRANSPORT", Transport.HTTP_BINARY, tuple(Transport)))
-    # Only the worker emits messages, so only it needs to know where they go.
-    needs_sink = component == "worker"
-    sink_url = read.url(
-        "K_SINK",
-        required=needs_sink and transport is Transport.HTTP_BINARY,
-        why=" when CE_TRANSPORT=ce-http-binary",
-    )
-    pubsub_topic = (
-        read.required("CE_GPUBSUB_TOPIC", " when CE_TRANSPORT=google-pubsub")
-        if needs_sink and transport is Transport.GOOGLE_PUBSUB
-        else read.optional("CE_GPUBSUB_TOPIC")
-    )
-    google_project = read.optional("GOOGLE_CLOUD_PROJECT")
-    if pubsub_topic and not pubsub_topic.startswith("projects/"):
-        if google_project:
-            pubsub_topic = f"projects/{google_project}/topics/{pubsub_topic}"
-        elif needs_sink:
-            read.problems.append(
-                "GOOGLE_CLOUD_PROJECT is required when CE_GPUBSUB_TOPIC is not a full topic path"
-                " (projects/<project>/topics/<topic>)"
-            )
-
-    api_key = read.optional("TEMPORAL_API_KEY")
-    cert_path = read.optional("TEMPORAL_TLS_CLIENT_CERT_PATH")
-    key_path = read.optional("TEMPORAL_TLS_CLIENT_KEY_PATH")
-    if bool(cert_path) != bool(key_path):
-        read.problems.append(
-            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be set together"
-        )
-    for name, path in (
-        ("TEMPORAL_TLS_CLIENT_CERT_PATH", cert_path),
-        ("TEMPORAL_TLS_CLIENT_KEY_PATH", key_path),
-    ):
-        if path and not Path(path).is_file():
-            read.problems.append(f"{name}={path!r} is not a readable file")
-    temporal = TemporalSettings(
-        address=read.optional("TEMPORAL_ADDRESS") or "localhost:7233",
-        namespace=read.optional("TEMPORAL_NAMESPACE") or "default",
-        task_queue=read.optional("TEMPORAL_TASK_QUEUE") or "letro-server",
-        api_key=api_key,
-        # A hosted cluster (API key or mTLS) always speaks TLS; TEMPORAL_TLS can still force it.
-        tls=read.parsed("TEMPORAL_TLS", bool(api_key or cert_path), _boolean, "a boolean"),
-        tls_client_cert_path=Path(cert_path) if cert_path else None,
-        tls_client_key_path=Path(key_path) if key_path else None,
-        max_cached_workflows=read.parsed(
-            "TEMPORAL_MAX_CACHED_WORKFLOWS", 1000, _positive_int, "a positive integer"
-        ),
-    )
-
-    mongodb = MongoSettings(
-        uri=read.required("MONGODB_URI"),
-        database=read.optional("MONGODB_DB"),
-        user=read.optional("MONGODB_USER"),
-        password=read.optional("MONGODB_PASSWORD"),
-    )
-
-    ca_file = read.optional("CONNECTION_PARAMS_CA_FILE")
-    if ca_file and not Path(ca_file).is_file():
-        read.problems.append(f"CONNECTION_PARAMS_CA_FILE={ca_file!r} is not a readable file")
-    connection_params = ConnectionParamsSettings(
-        resolver=read.parsed(
-            "CONNECTION_PARAMS_RESOLVER",
-            _resolver(DEFAULT_RESOLVER),
-            _resolver,
-            "doh:<https URL> or dns:<IP address>[:<port>]",
-        ),
-        ca_file=Path(ca_file) if ca_file else None,
-        retry_window=timedelta(
-            seconds=read.parsed(
-                "CONNECTION_PARAMS_RETRY_SECONDS", 300, _positive_int, "a positive integer"
-            )
-        ),
-        allow_private_addresses=read.parsed(
-            "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES", False, _boolean, "a boolean"
-        ),
-    )
-
-    settings = Settings(
-        version=read.required("VERSION"),
-        log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
-        log_format=LogFormat(read.choice("LOG_FORMAT", LogFormat.JSON, tuple(LogFormat))),
-        request_id_header=(read.optional("REQUEST_ID_HEADER") or "X-Request-Id").lower(),
-        host=read.optional("HOST") or "0.0.0.0",
-        port=read.parsed("PORT", 8080, _port, "a TCP port"),
-        transport=transport,
-        sink_url=sink_url,
-        pubsub_topic=pubsub_topic,
-        mongodb=mongodb,
-        temporal=temporal,
-        pairing_request_ttl=timedelta(
-            seconds=read.parsed(
-                "PAIRING_REQUEST_TTL_SECONDS", 90 * 86400, _positive_int, "a positive integer"
-            )
-        ),
-        connection_params=connection_params,
-        pairing_history_events=read.parsed(
-            "PAIRING_HISTORY_LIMIT_EVENTS", MAX_HISTORY_EVENTS, _positive_int, "a positive integer"
-        ),
-        veraid_trust_anchors=read.parsed(
-            "VERAID_TRUST_ANCHORS",
-            IANA_TRUST_ANCHORS,
-            parse_trust_anchors,
-            "a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
-        ),
-    )
-    settings = dataclasses.replace(
-        settings,
-        accounts=_account_settings(read),
-        pubsub_push=_pubsub_push_settings(read, transport),
-    )
-    if read.problems:
-        raise ConfigError(read.problems)
-    return settings
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -417,73 +291,516 @@ def _service_accounts(text: str) -> tuple[str, ...]:
     return accounts
 
 
-def _pubsub_push_settings(read: _Reader, transport: Transport) -> PubSubPushSettings:
-    audience = read.optional("PUBSUB_PUSH_AUDIENCE")
-    no_accounts: tuple[str, ...] = ()
-    accounts = read.parsed(
-        "PUBSUB_PUSH_SERVICE_ACCOUNTS",
-        no_accounts,
-        _service_accounts,
-        "a comma-separated list of service account emails",
-    )
-    certs_url = read.url("PUBSUB_PUSH_CERTS_URL", required=False)
-    if bool(audience) != bool(read.optional("PUBSUB_PUSH_SERVICE_ACCOUNTS")):
+def _choice(make: Callable[[str], T], choices: tuple[str, ...]) -> Parser[T]:
+    def parse(text: str) -> T:
+        if text not in choices:
+            raise ValueError(text)
+        return make(text)
+
+    return Parser(parse, f"must be one of {', '.join(choices)}", case_insensitive=True)
+
+
+def _alternatives(choices: tuple[str, ...]) -> str:
+    """``a``, ``b`` or ``c``, as the README lists a variable's choices."""
+    quoted = [f"`{choice}`" for choice in choices]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+TEXT = Parser(str, "")  # never refused
+NAME = Parser(str, "", case_insensitive=True)  # a header or domain name
+POSITIVE_INTEGER = Parser(_positive_int, "is not a positive integer")
+SECONDS = Parser(_seconds, POSITIVE_INTEGER.complaint)  # a positive integer, as a timedelta
+TCP_PORT = Parser(_port, "is not a TCP port")
+BOOLEAN = Parser(_boolean, "is not a boolean")
+HTTP_URL = Parser(_http_url, "is not an http(s) URL")
+FILE = Parser(_file, "is not a readable file")
+RESOLVER = Parser(_resolver, "is not doh:<https URL> or dns:<IP address>[:<port>]")
+TRUST_ANCHORS = Parser(
+    parse_trust_anchors,
+    "is not a list of DS records ('<key tag> <algorithm> <digest type> <hex digest>; ...')",
+)
+WORDS = Parser(_words, "is not a comma-separated list")
+LOCALE_DOMAINS = Parser(_locale_map, "is not a list of locale=domain pairs")
+SERVICE_ACCOUNTS = Parser(
+    _service_accounts, "is not a comma-separated list of service account emails"
+)
+TRANSPORTS = _choice(Transport, tuple(Transport))
+LOG_FORMATS = _choice(LogFormat, tuple(LogFormat))
+
+
+@dataclass(frozen=True, slots=True)
+class Variable(Generic[T]):
+    """One environment variable: what load_settings reads and the README documents."""
+
+    name: str
+    parser: Parser[T]
+    description: str  # the README's "meaning" cell, word for word
+    # The settings field the value fills, as its path from Settings: "port" for
+    # Settings.port, "temporal.address" for Settings.temporal.address. Empty where
+    # load_settings derives a field from several variables (see _settings).
+    setting: str = ""
+    # The text assumed when the variable is unset, parsed as an operator's would be.
+    default: str | None = None
+    # Without a default text: the value assumed when unset (None if not given).
+    unset: T | None = None
+    # The README's default cell: a note in brackets after a literal default; without a
+    # default, what unset means (empty: "none").
+    default_doc: str = ""
+    required: bool = False
+    # Set when this library reads the variable, not load_settings: declared so that the
+    # declarations name every variable the README does.
+    library: str = ""
+
+    @property
+    def default_value(self) -> T | None:
+        if self.default is None:
+            return self.unset
+        return self.parser.parse(self.parser.normal(self.default))
+
+
+# The variables, one declaration each, grouped as the settings above.
+
+# Settings: the process itself.
+VERSION = Variable(
+    "VERSION", TEXT, "version string, in every log line", required=True, setting="version"
+)
+HOST = Variable("HOST", TEXT, "address the ingress listens on", default="0.0.0.0", setting="host")
+PORT = Variable("PORT", TCP_PORT, "TCP port the ingress listens on", default="8080", setting="port")
+REQUEST_ID_HEADER = Variable(
+    "REQUEST_ID_HEADER",
+    NAME,
+    "request header whose value is logged as `requestId` (Cloud Run: `X-Cloud-Trace-Context`)",
+    default="X-Request-Id",
+    setting="request_id_header",
+)
+LOG_LEVEL = Variable(
+    "LOG_LEVEL",
+    _choice(str, LOG_LEVELS),
+    _alternatives(LOG_LEVELS),
+    default="info",
+    setting="log_level",
+)
+LOG_FORMAT = Variable(
+    "LOG_FORMAT",
+    LOG_FORMATS,
+    "`json` (one object per line) or `console` (readable; `run` uses it)",
+    default=LogFormat.JSON,
+    setting="log_format",
+)
+
+# Settings: messages in and out.
+CE_TRANSPORT = Variable(
+    "CE_TRANSPORT",
+    TRANSPORTS,
+    f"{_alternatives(tuple(Transport))}, for messages in and out",
+    default=Transport.HTTP_BINARY,
+    setting="transport",
+)
+K_SINK = Variable(
+    "K_SINK",
+    HTTP_URL,
+    "URL our outgoing CloudEvents are POSTed to",
+    default_doc="required by the worker with `ce-http-binary`",
+    setting="sink_url",
+)
+# With GOOGLE_CLOUD_PROJECT, makes Settings.pubsub_topic (see _pubsub_topic).
+CE_GPUBSUB_TOPIC = Variable(
+    "CE_GPUBSUB_TOPIC",
+    TEXT,
+    "topic for outgoing messages: `projects/P/topics/T`, or `T` with `GOOGLE_CLOUD_PROJECT`",
+    default_doc="required by the worker with `google-pubsub`",
+)
+GOOGLE_CLOUD_PROJECT = Variable("GOOGLE_CLOUD_PROJECT", TEXT, "project for a short topic name")
+PUBSUB_EMULATOR_HOST = Variable(
+    "PUBSUB_EMULATOR_HOST",
+    TEXT,
+    "use the Pub/Sub emulator at this `host:port` (read by the Google client)",
+    library="google-cloud-pubsub",
+)
+
+# PubSubPushSettings.
+PUBSUB_PUSH_AUDIENCE = Variable(
+    "PUBSUB_PUSH_AUDIENCE",
+    TEXT,
+    "with `google-pubsub`: the audience push tokens must carry, the subscription's"
+    " `--push-auth-token-audience` (set with `PUBSUB_PUSH_SERVICE_ACCOUNTS`)",
+    default_doc="none (pushes not authenticated, warned at start-up)",
+    setting="pubsub_push.audience",
+)
+PUBSUB_PUSH_SERVICE_ACCOUNTS = Variable(
+    "PUBSUB_PUSH_SERVICE_ACCOUNTS",
+    SERVICE_ACCOUNTS,
+    "comma-separated service account emails allowed to push, the subscription's"
+    " `--push-auth-service-account` (set with `PUBSUB_PUSH_AUDIENCE`)",
+    unset=(),
+    setting="pubsub_push.service_accounts",
+)
+PUBSUB_PUSH_CERTS_URL = Variable(
+    "PUBSUB_PUSH_CERTS_URL",
+    HTTP_URL,
+    "Google's OIDC signing certificates, a JSON `{key id: PEM certificate}` (a test or mirror URL)",
+    default="https://www.googleapis.com/oauth2/v1/certs",
+    setting="pubsub_push.certs_url",
+)
+
+# MongoSettings.
+MONGODB_URI = Variable(
+    "MONGODB_URI", TEXT, "MongoDB connection string", required=True, setting="mongodb.uri"
+)
+MONGODB_DB = Variable(
+    "MONGODB_DB",
+    TEXT,
+    "database name",
+    default_doc=f"database in the URI, else `{DEFAULT_DATABASE}`",
+    setting="mongodb.database",
+)
+MONGODB_USER = Variable(
+    "MONGODB_USER", TEXT, "user name, if not in the URI", setting="mongodb.user"
+)
+MONGODB_PASSWORD = Variable(
+    "MONGODB_PASSWORD", TEXT, "password, if not in the URI", setting="mongodb.password"
+)
+
+# TemporalSettings.
+TEMPORAL_ADDRESS = Variable(
+    "TEMPORAL_ADDRESS",
+    TEXT,
+    "Temporal frontend `host:port`",
+    default="localhost:7233",
+    setting="temporal.address",
+)
+TEMPORAL_NAMESPACE = Variable(
+    "TEMPORAL_NAMESPACE",
+    TEXT,
+    "Temporal namespace",
+    default="default",
+    setting="temporal.namespace",
+)
+TEMPORAL_TASK_QUEUE = Variable(
+    "TEMPORAL_TASK_QUEUE",
+    TEXT,
+    "task queue shared by ingress and worker",
+    default="letro-server",
+    setting="temporal.task_queue",
+)
+TEMPORAL_MAX_CACHED_WORKFLOWS = Variable(
+    "TEMPORAL_MAX_CACHED_WORKFLOWS",
+    POSITIVE_INTEGER,
+    "workflows the worker keeps in memory between tasks; an evicted one is replayed from its"
+    " history when next needed (a larger cache means longer garbage-collection pauses, a"
+    " smaller one more replays)",
+    default="1000",  # the SDK's own default
+    setting="temporal.max_cached_workflows",
+)
+TEMPORAL_API_KEY = Variable(
+    "TEMPORAL_API_KEY",
+    TEXT,
+    "API key for Temporal Cloud (turns TLS on)",
+    setting="temporal.api_key",
+)
+# With TEMPORAL_API_KEY and the client certificate, makes TemporalSettings.tls.
+TEMPORAL_TLS = Variable(
+    "TEMPORAL_TLS",
+    BOOLEAN,
+    "force TLS on or off",
+    default_doc="on with an API key or client certificate",
+)
+TEMPORAL_TLS_CLIENT_CERT_PATH = Variable(
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    FILE,
+    "mTLS client certificate file (set with `TEMPORAL_TLS_CLIENT_KEY_PATH`)",
+    setting="temporal.tls_client_cert_path",
+)
+TEMPORAL_TLS_CLIENT_KEY_PATH = Variable(
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    FILE,
+    "mTLS client key file (set with `TEMPORAL_TLS_CLIENT_CERT_PATH`)",
+    setting="temporal.tls_client_key_path",
+)
+
+# Settings: pairing.
+PAIRING_REQUEST_TTL_SECONDS = Variable(
+    "PAIRING_REQUEST_TTL_SECONDS",
+    SECONDS,
+    "how long an unmatched pairing request is kept",
+    default="7776000",
+    default_doc="90 days",
+    setting="pairing_request_ttl",
+)
+PAIRING_HISTORY_LIMIT_EVENTS = Variable(
+    "PAIRING_HISTORY_LIMIT_EVENTS",
+    POSITIVE_INTEGER,
+    "history length at which a pair workflow continues as new, even while requests keep"
+    " arriving (read by the ingress, which starts the workflow)",
+    default=str(MAX_HISTORY_EVENTS),
+    setting="pairing_history_events",
+)
+VERAID_TRUST_ANCHORS = Variable(
+    "VERAID_TRUST_ANCHORS",
+    TRUST_ANCHORS,
+    "DNSSEC trust anchors for VeraId (read by the ingress, which verifies every"
+    " SignatureBundle), as DS rdata separated by `;` or new lines: `<key tag> <algorithm>"
+    " <digest type> <hex digest>` (for a test or development chain)",
+    unset=IANA_TRUST_ANCHORS,
+    default_doc="the DNS root's KSK-2017 and KSK-2024",
+    setting="veraid_trust_anchors",
+)
+
+# ConnectionParamsSettings.
+CONNECTION_PARAMS_RESOLVER = Variable(
+    "CONNECTION_PARAMS_RESOLVER",
+    RESOLVER,
+    "validating DNS resolver whose AD flag is trusted: `doh:<https URL>` (DNS-over-HTTPS,"
+    " RFC 8484) or `dns:<IP address>[:<port>]` (UDP, then TCP if truncated; IPv6 in brackets)",
+    default="doh:https://cloudflare-dns.com/dns-query",  # as the original server
+    setting="connection_params.resolver",
+)
+CONNECTION_PARAMS_CA_FILE = Variable(
+    "CONNECTION_PARAMS_CA_FILE",
+    FILE,
+    "PEM file of extra CA certificates trusted for the DoH resolver and the parameter fetches"
+    " (a private PKI)",
+    setting="connection_params.ca_file",
+)
+CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES = Variable(
+    "CONNECTION_PARAMS_ALLOW_PRIVATE_ADDRESSES",
+    BOOLEAN,
+    "let the worker fetch connection parameters from loopback, private, shared, link-local"
+    " and unique local addresses (metadata services and special ranges stay refused): for"
+    " local development and tests only, never in production, where it would let any"
+    " requester reach the worker's network",
+    default="false",
+    setting="connection_params.allow_private_addresses",
+)
+CONNECTION_PARAMS_RETRY_SECONDS = Variable(
+    "CONNECTION_PARAMS_RETRY_SECONDS",
+    SECONDS,
+    "how long transient failures are retried before the endpoint is reported misconfigured"
+    " (read by the ingress, which starts the workflow)",
+    default="300",
+    setting="connection_params.retry_window",
+)
+
+# AccountSettings: the naming rules' defaults are letro's own, declared there.
+VAUTH_API_URL = Variable(
+    "VAUTH_API_URL",
+    HTTP_URL,
+    "VeraId Authority API base URL; without it the worker refuses account requests (logged)",
+    setting="accounts.vauth_api_url",
+)
+VAUTH_API_AUDIENCE = Variable(
+    "VAUTH_API_AUDIENCE",
+    TEXT,
+    "authenticate to the Authority with a Google ID token for this audience (Google Cloud)",
+    setting="accounts.vauth_api_audience",
+)
+VAUTH_API_TOKEN = Variable(
+    "VAUTH_API_TOKEN",
+    TEXT,
+    "or with this static bearer token (exactly one of the two with `VAUTH_API_URL`)",
+    setting="accounts.vauth_api_token",
+)
+VAUTH_RETRY_TIMEOUT_SECONDS = Variable(
+    "VAUTH_RETRY_TIMEOUT_SECONDS",
+    POSITIVE_INTEGER,
+    "how long each Authority call is retried on 5xx, timeouts and connection errors",
+    default="900",
+    setting="accounts.authority_retry_seconds",
+)
+ACCOUNT_MAX_NAME_LENGTH = Variable(
+    "ACCOUNT_MAX_NAME_LENGTH",
+    POSITIVE_INTEGER,
+    "user names are cut to this many characters",
+    default=str(DEFAULT_MAX_NAME_LENGTH),
+    setting="accounts.max_name_length",
+)
+ACCOUNT_RESERVED_WORDS = Variable(
+    "ACCOUNT_RESERVED_WORDS",
+    WORDS,
+    "comma-separated; a name containing a look-alike of one becomes a random name",
+    default=",".join(DEFAULT_RESERVED_WORDS),
+    setting="accounts.reserved_words",
+)
+ACCOUNT_DOMAINS_BY_LOCALE = Variable(
+    "ACCOUNT_DOMAINS_BY_LOCALE",
+    LOCALE_DOMAINS,
+    "comma-separated `locale=domain`, matched case-insensitively",
+    default=",".join(f"{locale}={domain}" for locale, domain in DEFAULT_DOMAINS_BY_LOCALE.items()),
+    setting="accounts.domains_by_locale",
+)
+ACCOUNT_FALLBACK_DOMAIN = Variable(
+    "ACCOUNT_FALLBACK_DOMAIN",
+    NAME,
+    "domain for any other locale",
+    default=DEFAULT_FALLBACK_DOMAIN,
+    setting="accounts.fallback_domain",
+)
+ACCOUNT_NAME_ATTEMPTS = Variable(
+    "ACCOUNT_NAME_ATTEMPTS",
+    POSITIVE_INTEGER,
+    "names tried when taken: the name, then `name-NNNNN` with random digits",
+    default="3",
+    setting="accounts.name_attempts",
+)
+ACCOUNT_REQUEST_DEDUP_SECONDS = Variable(
+    "ACCOUNT_REQUEST_DEDUP_SECONDS",
+    POSITIVE_INTEGER,
+    "how long a created account's workflow answers copies of its request with the same reply",
+    default="1209600",
+    default_doc="14 days",
+    setting="accounts.dedup_window_seconds",
+)
+
+# Every declaration above, in order: collected rather than listed, so none can be left out.
+VARIABLES: tuple[Variable[Any], ...] = tuple(
+    value for value in globals().values() if isinstance(value, Variable)
+)
+
+
+class _Reader:
+    """Every declared variable read and validated, and the problems found so far."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+        self._values = {v.name: self._parse(v) for v in VARIABLES if not v.library}
+
+    def given(self, variable: Variable[Any]) -> bool:
+        """Whether it is set, valid or not: what the rules between variables speak of."""
+        return self._text(variable) is not None
+
+    def optional(self, variable: Variable[T]) -> T | None:
+        # The cast is sound: each value was made by its own variable's parser.
+        return cast("T | None", self._values[variable.name])
+
+    def value(self, variable: Variable[T]) -> T:
+        """A variable with a default, or a required one once no problem was found."""
+        value = self.optional(variable)
+        assert value is not None, f"{variable.name} has no default"
+        return value
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The values of the fields of one settings object: ``name`` is its field in Settings,
+        or "" for Settings' own."""
+        fields = {}
+        for variable in VARIABLES:
+            section, _, field = variable.setting.rpartition(".")
+            if field and section == name:
+                fields[field] = self._values[variable.name]
+        return fields
+
+    def require(self, variable: Variable[Any], condition: str) -> None:
+        if not self.given(variable):
+            self.problems.append(f"{variable.name} is required {condition}")
+
+    def _text(self, variable: Variable[Any]) -> str | None:
+        return self._environ.get(variable.name, "").strip() or None
+
+    def _parse(self, variable: Variable[T]) -> T | None:
+        text = self._text(variable)
+        if text is None:
+            if variable.required:
+                self.problems.append(f"{variable.name} is required")
+            return variable.default_value
+        text = variable.parser.normal(text)
+        try:
+            return variable.parser.parse(text)
+        except ValueError:
+            self.problems.append(f"{variable.name}={text!r} {variable.parser.complaint}")
+            # The default, so that the rules below can still run and report their problems.
+            return variable.default_value
+
+
+def load_settings(component: Component, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration of ``component``; raise ConfigError if unusable."""
+    read = _Reader(os.environ if environ is None else environ)
+    _check_destination(read, component)
+    _check_temporal_tls(read)
+    _check_authority(read)
+    _check_pubsub_push(read)
+    if read.problems:
+        raise ConfigError(read.problems)
+    return _settings(read)
+
+
+# The rules between variables.
+
+
+def _is_topic_path(topic: str) -> bool:
+    return topic.startswith("projects/")
+
+
+def _check_destination(read: _Reader, component: Component) -> None:
+    # Only the worker emits messages, so only it needs to know where they go.
+    if component != "worker":
+        return
+    if read.value(CE_TRANSPORT) is Transport.HTTP_BINARY:
+        read.require(K_SINK, "when CE_TRANSPORT=ce-http-binary")
+    else:
+        read.require(CE_GPUBSUB_TOPIC, "when CE_TRANSPORT=google-pubsub")
+    topic = read.optional(CE_GPUBSUB_TOPIC)
+    if topic and not _is_topic_path(topic) and not read.given(GOOGLE_CLOUD_PROJECT):
+        read.problems.append(
+            "GOOGLE_CLOUD_PROJECT is required when CE_GPUBSUB_TOPIC is not a full topic path"
+            " (projects/<project>/topics/<topic>)"
+        )
+
+
+def _check_temporal_tls(read: _Reader) -> None:
+    if read.given(TEMPORAL_TLS_CLIENT_CERT_PATH) != read.given(TEMPORAL_TLS_CLIENT_KEY_PATH):
+        read.problems.append(
+            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be set together"
+        )
+
+
+def _check_authority(read: _Reader) -> None:
+    audience, token = read.given(VAUTH_API_AUDIENCE), read.given(VAUTH_API_TOKEN)
+    if read.given(VAUTH_API_URL) and audience == token:
+        read.problems.append(
+            "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN is required with VAUTH_API_URL"
+        )
+
+
+def _check_pubsub_push(read: _Reader) -> None:
+    audience = read.given(PUBSUB_PUSH_AUDIENCE)
+    if audience != read.given(PUBSUB_PUSH_SERVICE_ACCOUNTS):
         read.problems.append(
             "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS must be set together"
         )
-    elif audience and transport is not Transport.GOOGLE_PUBSUB:
+    elif audience and read.value(CE_TRANSPORT) is not Transport.GOOGLE_PUBSUB:
         # Not silently ignored: an operator would believe HTTP pushes are authenticated.
         read.problems.append(
             "PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNTS need CE_TRANSPORT=google-pubsub"
         )
-    return PubSubPushSettings(
-        audience=audience,
-        service_accounts=accounts,
-        certs_url=certs_url or GOOGLE_OIDC_CERTS_URL,
+
+
+# The settings, from values known to be valid: each variable fills the field it names,
+# and only what is derived from several variables is built here.
+
+
+def _settings(read: _Reader) -> Settings:
+    return Settings(
+        **read.section(""),
+        pubsub_topic=_pubsub_topic(read),
+        mongodb=MongoSettings(**read.section("mongodb")),
+        temporal=TemporalSettings(**read.section("temporal"), tls=_temporal_tls(read)),
+        connection_params=ConnectionParamsSettings(**read.section("connection_params")),
+        accounts=AccountSettings(**read.section("accounts")),
+        pubsub_push=PubSubPushSettings(**read.section("pubsub_push")),
     )
 
 
-def _account_settings(read: _Reader) -> AccountSettings:
-    defaults = AccountSettings()
-    url = read.url("VAUTH_API_URL", required=False)
-    audience = read.optional("VAUTH_API_AUDIENCE")
-    token = read.optional("VAUTH_API_TOKEN")
-    if url and bool(audience) == bool(token):
-        read.problems.append(
-            "Exactly one of VAUTH_API_AUDIENCE and VAUTH_API_TOKEN is required with VAUTH_API_URL"
-        )
-    return AccountSettings(
-        vauth_api_url=url,
-        vauth_api_audience=audience,
-        vauth_api_token=token,
-        max_name_length=read.parsed(
-            "ACCOUNT_MAX_NAME_LENGTH", defaults.max_name_length, _positive_int, "a positive integer"
-        ),
-        reserved_words=read.parsed(
-            "ACCOUNT_RESERVED_WORDS", defaults.reserved_words, _words, "a comma-separated list"
-        ),
-        domains_by_locale=read.parsed(
-            "ACCOUNT_DOMAINS_BY_LOCALE",
-            defaults.domains_by_locale,
-            _locale_map,
-            "a list of locale=domain pairs",
-        ),
-        fallback_domain=(
-            read.optional("ACCOUNT_FALLBACK_DOMAIN") or defaults.fallback_domain
-        ).lower(),
-        name_attempts=read.parsed(
-            "ACCOUNT_NAME_ATTEMPTS", defaults.name_attempts, _positive_int, "a positive integer"
-        ),
-        authority_retry_seconds=read.parsed(
-            "VAUTH_RETRY_TIMEOUT_SECONDS",
-            defaults.authority_retry_seconds,
-            _positive_int,
-            "a positive integer",
-        ),
-        dedup_window_seconds=read.parsed(
-            "ACCOUNT_REQUEST_DEDUP_SECONDS",
-            defaults.dedup_window_seconds,
-            _positive_int,
-            "a positive integer",
-        ),
-    )
+def _pubsub_topic(read: _Reader) -> str | None:
+    """CE_GPUBSUB_TOPIC, as a full path when GOOGLE_CLOUD_PROJECT completes a short one."""
+    topic, project = read.optional(CE_GPUBSUB_TOPIC), read.optional(GOOGLE_CLOUD_PROJECT)
+    if topic and project and not _is_topic_path(topic):
+        return f"projects/{project}/topics/{topic}"
+    return topic
+
+
+def _temporal_tls(read: _Reader) -> bool:
+    tls = read.optional(TEMPORAL_TLS)
+    if tls is not None:
+        return tls
+    # A hosted cluster (API key or mTLS) always speaks TLS; TEMPORAL_TLS can still force it.
+    return read.given(TEMPORAL_API_KEY) or read.given(TEMPORAL_TLS_CLIENT_CERT_PATH)

@@ -9,9 +9,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from config import MongoSettings, TemporalSettings
+from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
 
-DEFAULT_DATABASE = "letro"
 # As the original server: fail fast when MongoDB is away, so the broker retries later.
 MONGO_TIMEOUT_MS = 3000
 

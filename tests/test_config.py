@@ -435,3 +435,72 @@ def test_pubsub_push_authentication_needs_the_pubsub_transport() -> None:
             "ingress",
             {**MINIMAL, "PUBSUB_PUSH_AUDIENCE": "aud", "PUBSUB_PUSH_SERVICE_ACCOUNTS": "a@b"},
         )
+
+
+@pytest.mark.parametrize("name", ["K_SINK", "VAUTH_API_URL", "PUBSUB_PUSH_CERTS_URL"])
+def test_a_url_that_cannot_be_split_is_a_named_problem(name: str) -> None:
+    # urlsplit raises on an unclosed IPv6 bracket: that must not escape as a crash.
+    with pytest.raises(ConfigError) as error:
+        load_settings("worker", {**MINIMAL, "K_SINK": "http://sink/", name: "http://[::1"})
+    assert f"{name}='http://[::1' is not an http(s) URL" in error.value.problems
+
+
+def test_choices_are_case_insensitive_and_named_lower_cased() -> None:
+    settings = load_settings(
+        "ingress", {**MINIMAL, "LOG_LEVEL": "WARNING", "CE_TRANSPORT": "Google-PubSub"}
+    )
+    assert (settings.log_level, settings.transport) == ("warning", Transport.GOOGLE_PUBSUB)
+    with pytest.raises(ConfigError) as error:
+        load_settings("ingress", {**MINIMAL, "LOG_FORMAT": "Pretty"})
+    assert error.value.problems == ["LOG_FORMAT='pretty' must be one of json, console"]
+
+
+def test_an_unparsable_transport_still_lets_the_other_rules_run() -> None:
+    # The default transport is assumed, so the worker is also told what else it lacks.
+    with pytest.raises(ConfigError) as error:
+        load_settings("worker", {**MINIMAL, "CE_TRANSPORT": "kafka"})
+    assert error.value.problems == [
+        "CE_TRANSPORT='kafka' must be one of ce-http-binary, google-pubsub",
+        "K_SINK is required when CE_TRANSPORT=ce-http-binary",
+    ]
+
+
+def test_each_value_reaches_its_own_field(tmp_path: Path) -> None:
+    # Distinct values, so that two variables filling each other's fields would show.
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    settings = load_settings(
+        "worker",
+        {
+            **MINIMAL,
+            "K_SINK": "http://sink/",
+            "HOST": "127.0.0.2",
+            "PORT": "8081",
+            "MONGODB_DB": "db",
+            "MONGODB_USER": "user",
+            "MONGODB_PASSWORD": "password",
+            "TEMPORAL_ADDRESS": "temporal:7233",
+            "TEMPORAL_TASK_QUEUE": "queue",
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(key),
+            "TEMPORAL_TLS": "off",
+            "PAIRING_HISTORY_LIMIT_EVENTS": "77",
+            "VAUTH_API_URL": "http://authority/",
+            "VAUTH_API_TOKEN": "token",
+        },
+    )
+    assert (settings.host, settings.port, settings.sink_url) == ("127.0.0.2", 8081, "http://sink/")
+    mongodb = settings.mongodb
+    assert (mongodb.uri, mongodb.database) == (MINIMAL["MONGODB_URI"], "db")
+    assert (mongodb.user, mongodb.password) == ("user", "password")
+    temporal = settings.temporal
+    assert (temporal.address, temporal.task_queue, temporal.tls) == (
+        "temporal:7233",
+        "queue",
+        False,
+    )
+    assert (temporal.tls_client_cert_path, temporal.tls_client_key_path) == (cert, key)
+    assert settings.pairing_history_events == 77
+    accounts = settings.accounts
+    assert (accounts.vauth_api_url, accounts.vauth_api_token) == ("http://authority/", "token")
