@@ -57,6 +57,12 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class LogTarget(StrEnum):
+    """Where the logs are read, when that calls for a format of its own (see logs.py)."""
+
+    GCP = "gcp"
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # The database used when neither MONGODB_DB nor the URI names one.
@@ -146,6 +152,8 @@ class Settings:
     version: str
     log_level: str
     log_format: LogFormat
+    log_target: LogTarget | None
+    google_project: str | None
     request_id_header: str
     host: str
     port: int
@@ -326,6 +334,7 @@ SERVICE_ACCOUNTS = Parser(
 )
 TRANSPORTS = _choice(Transport, tuple(Transport))
 LOG_FORMATS = _choice(LogFormat, tuple(LogFormat))
+LOG_TARGETS = _choice(LogTarget, tuple(LogTarget))
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +396,13 @@ LOG_FORMAT = Variable(
     default=LogFormat.JSON,
     setting="log_format",
 )
+LOG_TARGET = Variable(
+    "LOG_TARGET",
+    LOG_TARGETS,
+    "`gcp`: JSON lines with Google Cloud Logging's fields (`severity`, `message`, the request's"
+    " trace from `X-Cloud-Trace-Context`), whatever `LOG_FORMAT` says",
+    setting="log_target",
+)
 
 # Settings: messages in and out.
 CE_TRANSPORT = Variable(
@@ -410,7 +426,12 @@ CE_GPUBSUB_TOPIC = Variable(
     "topic for outgoing messages: `projects/P/topics/T`, or `T` with `GOOGLE_CLOUD_PROJECT`",
     default_doc="required by the worker with `google-pubsub`",
 )
-GOOGLE_CLOUD_PROJECT = Variable("GOOGLE_CLOUD_PROJECT", TEXT, "project for a short topic name")
+GOOGLE_CLOUD_PROJECT = Variable(
+    "GOOGLE_CLOUD_PROJECT",
+    TEXT,
+    "project for a short topic name, and of the traces log lines name with `LOG_TARGET=gcp`",
+    setting="google_project",
+)
 PUBSUB_EMULATOR_HOST = Variable(
     "PUBSUB_EMULATOR_HOST",
     TEXT,

@@ -16,20 +16,15 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from enum import StrEnum
 from typing import Any
 
 import structlog
 import temporalio.activity
 import temporalio.workflow
 
-from config import LogFormat
+from config import LogFormat, LogTarget
 
 SERVICE_NAME = "letro-server"
-
-
-class LogTarget(StrEnum):
-    GCP = "gcp"
 
 
 # "TRACE_ID/SPAN_ID;o=OPTIONS", the header Google's load balancers and Cloud Run add.

@@ -189,6 +189,8 @@ def main() -> None:
     configure_logging(
         level=settings.log_level,
         log_format=settings.log_format,
+        target=settings.log_target,
+        google_project=settings.google_project,
         component="worker",
         version=settings.version,
     )

@@ -27,6 +27,8 @@ def main() -> None:
     configure_logging(
         level=settings.log_level,
         log_format=settings.log_format,
+        target=settings.log_target,
+        google_project=settings.google_project,
         component="ingress",
         version=settings.version,
     )
