@@ -23,7 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from werkzeug.exceptions import HTTPException
 
-from awala.cloudevents import event_from_binary_http, event_from_pubsub_push
+from awala.cloudevents import event_from_http, event_from_pubsub_push
 from awala.errors import InvalidCloudEvent, InvalidServiceMessage
 from awala.service_messages import incoming_message_from_event
 from config import Settings, Transport
@@ -183,7 +183,7 @@ async def _hand_over(
 def _read_event(transport: Transport, headers: dict[str, str], body: bytes) -> BaseCloudEvent:
     if transport is Transport.GOOGLE_PUBSUB:
         return event_from_pubsub_push(body)
-    return event_from_binary_http(headers, body)
+    return event_from_http(headers, body)
 
 
 def _json_error(status: int, message: str, detail: str) -> Response:

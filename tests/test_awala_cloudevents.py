@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from awala.cloudevents import (
     PubSubMessage,
     event_from_binary_http,
+    event_from_http,
     event_from_pubsub_push,
     event_to_binary_http,
     event_to_pubsub_message,
@@ -912,3 +914,104 @@ def test_pubsub_push_json_raises_only_awala_errors(envelope: Any, trailer: bytes
     except InvalidServiceMessage:
         return
     assert message.content == base64.b64decode(message_fields["data"])
+
+
+# --- event_from_http: structured content mode ---------------------------------------------
+
+STRUCTURED_HEADERS = {"Content-Type": "application/cloudevents+json; charset=UTF-8"}
+
+
+def _structured(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": PARCEL_ID,
+        "type": INCOMING_SERVICE_MESSAGE_TYPE,
+        "source": SENDER_ID,
+        "subject": RECIPIENT_ID,
+        "datacontenttype": CONTENT_TYPE,
+        "time": "2024-01-01T00:00:00.000Z",
+        "expiry": "2024-04-01T00:00:00.000Z",
+    }
+    document.update(changes)
+    return {name: value for name, value in document.items() if value is not None}
+
+
+@pytest.mark.parametrize("body", list(BODIES.values()), ids=list(BODIES))
+def test_structured_http_incoming_message(body: bytes) -> None:
+    document = _structured(data_base64=base64.b64encode(body).decode())
+
+    event = event_from_http(STRUCTURED_HEADERS, json.dumps(document).encode())
+
+    assert incoming_message_from_event(event) == _expected_incoming(body)
+    assert event.get_time() == isoparse("2024-01-01T00:00:00.000Z")
+    assert event.get_extension("expiry") == "2024-04-01T00:00:00.000Z"
+
+
+def test_structured_http_text_data_is_its_utf8_bytes() -> None:
+    document = _structured(data="alice@letro.app,zoë@letro.app,a2V5")
+
+    event = event_from_http(STRUCTURED_HEADERS, json.dumps(document).encode())
+
+    assert (
+        incoming_message_from_event(event).content == "alice@letro.app,zoë@letro.app,a2V5".encode()
+    )
+
+
+def test_binary_mode_is_read_when_the_content_type_is_not_structured() -> None:
+    event = event_from_http(INCOMING_HEADERS, b"raw")
+    assert incoming_message_from_event(event) == _expected_incoming(b"raw")
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (_structured(id=None), "No CloudEvent id"),
+        (_structured(id=""), "No CloudEvent id"),
+        (_structured(specversion="0.3"), "spec version"),
+        (_structured(data={"json": "object"}), "data_base64 or a string"),
+        (_structured(data=[1, 2]), "data_base64 or a string"),
+        (_structured(data_base64="not base64!"), "not base64"),
+        (_structured(data_base64=17), "must be a string"),
+        (_structured(time="yesterday"), "Malformed CloudEvent"),
+        (_structured(source=None), "Malformed CloudEvent"),
+        ([_structured()], "not a JSON object"),
+    ],
+)
+def test_structured_http_invalid(document: Any, reason: str) -> None:
+    with pytest.raises(InvalidCloudEvent, match=reason):
+        event_from_http(STRUCTURED_HEADERS, json.dumps(document).encode())
+
+
+def test_batched_events_are_refused() -> None:
+    headers = {"content-type": "application/cloudevents-batch+json"}
+    with pytest.raises(InvalidCloudEvent, match="Batched"):
+        event_from_http(headers, json.dumps([_structured()]).encode())
+
+
+_STRUCTURED_DOCUMENTS = st.one_of(
+    st.builds(
+        lambda changes: _structured(**changes),
+        st.dictionaries(
+            st.sampled_from(
+                ["id", "specversion", "type", "source", "subject", "time", "data", "data_base64"]
+            ),
+            st.one_of(_JSON_VALUES, _TIMESTAMP_TEXT, st.text(max_size=20)),
+            max_size=3,
+        ),
+    ),
+    _JSON_VALUES,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_STRUCTURED_DOCUMENTS, trailer=st.sampled_from([b"", b" ", b"x", b"\x00"]))
+def test_structured_http_raises_only_awala_errors(document: Any, trailer: bytes) -> None:
+    body = json.dumps(document).encode() + trailer
+    try:
+        event = event_from_http(STRUCTURED_HEADERS, body)
+    except InvalidCloudEvent:
+        return
+    assert trailer.strip() == b""
+    assert event.get_id() == document["id"]
+    with contextlib.suppress(InvalidServiceMessage):
+        incoming_message_from_event(event)

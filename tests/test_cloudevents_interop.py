@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from dateutil.parser import isoparse
 
-from awala.cloudevents import event_from_binary_http, event_to_binary_http
+from awala.cloudevents import event_from_http, event_to_binary_http
 from awala.service_messages import (
     INCOMING_SERVICE_MESSAGE_TYPE,
     OUTGOING_SERVICE_MESSAGE_TYPE,
@@ -95,8 +95,9 @@ INCOMING_CONTENTS = {
 }
 
 
+@pytest.mark.parametrize("mode", ["binary", "structured"])
 @pytest.mark.parametrize("content", list(INCOMING_CONTENTS.values()), ids=list(INCOMING_CONTENTS))
-def test_incoming_event_emitted_by_the_js_sdk(node: str, content: bytes) -> None:
+def test_incoming_event_emitted_by_the_js_sdk(node: str, content: bytes, mode: str) -> None:
     time = "2024-03-10T09:08:07.654Z"
     expiry = "2024-09-10T09:08:07.654Z"
     emitted = _run_bridge(
@@ -113,12 +114,13 @@ def test_incoming_event_emitted_by_the_js_sdk(node: str, content: bytes) -> None
                 "expiry": expiry,
             },
             "data_base64": _b64(content),
+            "mode": mode,
         },
     )
     headers: dict[str, str] = emitted["headers"]
     body = base64.b64decode(emitted["body_base64"])
 
-    event = event_from_binary_http(headers, body)
+    event = event_from_http(headers, body)
 
     assert incoming_message_from_event(event) == IncomingServiceMessage(
         parcel_id=PARCEL_ID,

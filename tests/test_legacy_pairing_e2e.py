@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,8 +17,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
 from infra.agents import Agent, new_agent
-from letro.content_types import PAIRING_MATCH_TMP
+from letro.content_types import PAIRING_MATCH_TMP, PAIRING_REQUEST_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, requests_collection, send_pairing_request
 from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
@@ -293,3 +296,32 @@ async def test_workflow_is_readable_in_temporal(
     ]
     # The code replays its own history: the workflow is deterministic.
     await Replayer(workflows=[LegacyContactPairing]).replay_workflow(history)
+
+
+async def test_structured_mode_events_pair_too(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink
+) -> None:
+    """Some brokers deliver structured mode (``application/cloudevents+json``)."""
+    alice, bob = new_agent("alice"), new_agent("bob")
+    for sender, contact in ((alice, bob), (bob, alice)):
+        document = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "type": INCOMING_SERVICE_MESSAGE_TYPE,
+            "source": sender.endpoint_id,
+            "subject": SERVER_ENDPOINT_ID,
+            "datacontenttype": PAIRING_REQUEST_TMP,
+            "data_base64": base64.b64encode(sender.legacy_pairing_request(contact)).decode(),
+        }
+        response = await http.post(
+            ingress.url,
+            content=json.dumps(document),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        assert response.status_code == 204, response.text
+    await sink.recorder.wait_for(
+        lambda _: bool(sink.recorder.to(alice.endpoint_id) and sink.recorder.to(bob.endpoint_id)),
+        MATCH_TIMEOUT,
+    )
+    [match] = sink.recorder.to(alice.endpoint_id)
+    assert match.data == alice.expected_match_from(bob)

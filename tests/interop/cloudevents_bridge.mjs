@@ -2,10 +2,11 @@
 //
 // Reads one JSON command on stdin and writes one JSON result on stdout:
 //
-// * {"command": "emit", "attributes": {...}, "data_base64": "..."}
+// * {"command": "emit", "attributes": {...}, "data_base64": "...", "mode": "binary"}
 //   Builds a CloudEvent from the attributes and the data (as a Buffer), as the Awala
 //   Internet Endpoint does for incoming service messages, and serialises it with
-//   HTTP.binary(). Result: {"headers": {...}, "body_base64": "..."}.
+//   HTTP.binary(), or HTTP.structured() with "mode": "structured".
+//   Result: {"headers": {...}, "body_base64": "..."}.
 //
 // * {"command": "receive", "headers": {...}, "body_base64": "..."}
 //   Parses a binary-mode HTTP request with HTTP.toEvent(), as the endpoint's receiver
@@ -37,17 +38,19 @@ const NON_EXTENSION_PROPERTIES = new Set([
   "schemaurl",
 ]);
 
-function emit({ attributes, data_base64: dataBase64 }) {
+function emit({ attributes, data_base64: dataBase64, mode = "binary" }) {
   const data = dataBase64 === undefined ? undefined : Buffer.from(dataBase64, "base64");
   const event = new CloudEvent({ ...attributes, data });
-  const message = HTTP.binary(event);
+  const message = mode === "structured" ? HTTP.structured(event) : HTTP.binary(event);
   const headers = Object.fromEntries(
     Object.entries(message.headers).map(([name, value]) => [name, String(value)]),
   );
-  if (!Buffer.isBuffer(message.body)) {
-    throw new Error(`HTTP.binary() gave a ${typeof message.body} body, not a Buffer`);
+  // Binary mode gives the data as a Buffer; structured mode, the JSON document as text.
+  const body = typeof message.body === "string" ? Buffer.from(message.body, "utf8") : message.body;
+  if (!Buffer.isBuffer(body)) {
+    throw new Error(`HTTP.${mode}() gave a ${typeof message.body} body`);
   }
-  return { headers, body_base64: message.body.toString("base64") };
+  return { headers, body_base64: body.toString("base64") };
 }
 
 function describeData(data) {
