@@ -3,6 +3,8 @@
     python3.11 -m infra run    # install into .venv, then run the whole service locally
     python3.11 -m infra test   # install into .venv, then lint, type-check and run every test
 
+and, with ``run`` going, ``python3.11 -m infra demo``: two agents create accounts and pair.
+
 This module uses the standard library only: it is what creates the environment in
 which everything else can be imported.
 """
@@ -71,16 +73,17 @@ def run_checks(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in ("run", "test"):
+    if len(argv) < 1 or argv[0] not in ("run", "test", "demo"):
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
     if sys.version_info < (3, 11):  # noqa: UP036 -- this runs before anything checks the version
         print("Python 3.11 or newer is required", file=sys.stderr)
         return 2
-    if command == "run":
+    if command in ("run", "demo"):
         install("local")
-        os.execv(str(venv_python()), [str(venv_python()), "-m", "infra.local", *rest])
+        module = {"run": "infra.local", "demo": "infra.demo"}[command]
+        os.execv(str(venv_python()), [str(venv_python()), "-m", module, *rest])
     install("test")
     install_interop_tools()
     return run_checks(rest)

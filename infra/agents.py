@@ -9,10 +9,16 @@ drive the server with them:
   in a throwaway root the worker and the ingress are configured to trust) and its members,
   who sign real ``contact-pairing.request`` bundles; the organisation can sign as a bot;
 * ``connection_params``: Awala ``PrivateEndpointConnParams`` with a real PDA by which one
-  endpoint authorises another, or a forged one (another signer, no authority key id).
+  endpoint authorises another, or a forged one (another signer, no authority key id);
+* ``LetroAgent``: a user as the Letro app is one, from scratch: it asks the server for an
+  account (an ``AccountRequestSignature`` with its own RSA key), then pairs with a contact
+  using the member id bundle it got back and authorises that contact. It checks every
+  reply as the app must (``infra/demo.py`` plays two of them against a running stack);
+* ``incoming_event``: what the Awala Internet Endpoint POSTs to the ingress for a parcel.
 
 RSA-2048 keys take 50-100 ms each to generate, so the organisation key and the member key
-are made once per process and shared: only the Awala endpoint keys tell agents apart.
+are made once per process and shared: only the Awala endpoint keys tell agents apart
+(``LetroAgent`` makes its own, as the app does).
 """
 
 from __future__ import annotations
@@ -21,23 +27,46 @@ import base64
 import functools
 import hashlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from asn1crypto import algos
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
+from cloudevents.core.v1.event import CloudEvent
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 from cryptography.x509.oid import NameOID
 
 import veraid
+from awala.cloudevents import event_to_binary_http
 from awala.private_endpoint_conn_params import (
+    ConnectionParamsRouting,
     _CertificationPath,
     _PrivateEndpointConnParams,
+    endpoint_id_of_key,
+    read_connection_params,
 )
-from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_request
+from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
+from letro.account_messages import (
+    parse_account_creation,
+    serialise_account_request,
+    serialise_account_request_signature,
+)
+from letro.contact_pairing import (
+    LETRO_SERVICE_OID,
+    SIGNATURE_WINDOW,
+    parse_contact_pairing_request,
+    serialise_contact_pairing_request,
+)
+from letro.veraid_ids import pairing_key
 
 ORG_DOMAIN = "applepie.rocks"
 
@@ -52,8 +81,16 @@ def _shared_key(index: int) -> rsa.RSAPrivateKey:
     return new_rsa_key()
 
 
-def spki(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+def _public(key: PrivateKey | PublicKey) -> PublicKey:
+    return key.public_key() if isinstance(key, PrivateKey) else key
+
+
+def spki(key: PrivateKey | PublicKey) -> bytes:
+    return _public(key).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def endpoint_id(key: rsa.RSAPrivateKey) -> str:
@@ -203,7 +240,7 @@ def pss_padding() -> padding.PSS:
 
 
 def issue_certificate(
-    subject_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    subject_key: PrivateKey | PublicKey,
     issuer_key: rsa.RSAPrivateKey,
     *,
     signer: rsa.RSAPrivateKey | None = None,
@@ -212,7 +249,7 @@ def issue_certificate(
     """A DER certificate as relaynet-core issues them, signed by ``signer`` (the issuer)."""
     now = datetime.now(UTC)
 
-    def name(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> x509.Name:
+    def name(key: PrivateKey | PublicKey) -> x509.Name:
         digest = hashlib.sha256(spki(key)).hexdigest()
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "0" + digest[:63])])
 
@@ -220,7 +257,7 @@ def issue_certificate(
         x509.CertificateBuilder()
         .subject_name(name(subject_key))
         .issuer_name(name(issuer_key))
-        .public_key(subject_key.public_key())
+        .public_key(_public(subject_key))
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=30))
@@ -261,9 +298,9 @@ def assemble_connection_params(
 
 def connection_params(
     granter: rsa.RSAPrivateKey,
-    grantee: rsa.RSAPrivateKey,
+    grantee: rsa.RSAPrivateKey | rsa.RSAPublicKey,
     *,
-    identity_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    identity_key: PrivateKey | None = None,
     signer: rsa.RSAPrivateKey | None = None,
     authority_key_id: bool = True,
 ) -> bytes:
@@ -275,3 +312,218 @@ def connection_params(
     pda = issue_certificate(grantee, granter, signer=signer, authority_key_id=authority_key_id)
     granter_certificate = issue_certificate(granter, granter)
     return assemble_connection_params(spki(identity_key or granter), pda, [granter_certificate])
+
+
+# --- Account creation ---------------------------------------------------------------------------
+
+_PSS_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+Signer = Callable[[bytes], bytes]
+
+
+def pss_spki(key: rsa.RSAPrivateKey, hash_name: str = "sha256", salt: int = 32) -> bytes:
+    """An id-RSASSA-PSS SubjectPublicKeyInfo with parameters, as Letro for Android encodes it."""
+    plain = asn1_keys.PublicKeyInfo.load(spki(key))
+    params = algos.RSASSAPSSParams(
+        {
+            "hash_algorithm": {"algorithm": hash_name},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": hash_name}},
+            "salt_length": salt,
+            "trailer_field": 1,
+        }
+    )
+    info = asn1_keys.PublicKeyInfo(
+        {
+            "algorithm": asn1_keys.PublicKeyAlgorithm(
+                {"algorithm": "rsassa_pss", "parameters": params}
+            ),
+            "public_key": plain["public_key"].copy(),
+        }
+    )
+    encoded: bytes = info.dump()
+    return encoded
+
+
+def pss_signer(key: rsa.RSAPrivateKey, hash_name: str = "sha256", salt: int = 32) -> Signer:
+    digest = _PSS_HASHES[hash_name]
+    return lambda data: key.sign(data, padding.PSS(padding.MGF1(digest()), salt), digest())
+
+
+def build_account_request(
+    user_name: str, locale: str, public_key_der: bytes, sign: Signer
+) -> bytes:
+    """A DER ``AccountRequestSignature``: the request, signed by ``sign`` (the key's owner)."""
+    request = serialise_account_request(user_name, locale, public_key_der)
+    return serialise_account_request_signature(request, sign(request))
+
+
+def bundle_member_key_matches(bundle: bytes, request_spki: bytes) -> bool:
+    """Whether the member certificate in ``bundle`` certifies the key of ``request_spki``.
+
+    Compared as key material: an RSA-PSS SPKI and the certificate's rsaEncryption SPKI hold
+    the same modulus and exponent.
+    """
+    from veraid._asn1 import MemberIdBundle, der_from_implicit
+
+    decoded = MemberIdBundle.load(bundle)
+    certificate = x509.load_der_x509_certificate(der_from_implicit(decoded["member_certificate"]))
+    certified = certificate.public_key()
+    requested = load_der_public_key(request_spki)
+    if isinstance(certified, rsa.RSAPublicKey) and isinstance(requested, rsa.RSAPublicKey):
+        return certified.public_numbers() == requested.public_numbers()
+    raw = Encoding.Raw, PublicFormat.Raw
+    if isinstance(certified, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) and isinstance(
+        requested, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    ):
+        return certified.public_bytes(*raw) == requested.public_bytes(*raw)
+    return False
+
+
+# --- A Letro user from scratch: account, VeraId pairing, authorisation -------------------------
+
+
+class AgentError(Exception):
+    """A reply the agent refuses: it verifies, but it is not what the agent asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What account creation gave an agent: its VeraId id and the bundle certifying its key."""
+
+    user_id: str  # name@domain, as the server assigned it
+    member_id_bundle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A paired contact, as learnt from its verified contact-pairing request."""
+
+    veraid_id: str
+    endpoint_key: bytes  # DER SubjectPublicKeyInfo of its Awala endpoint
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class LetroAgent:
+    """A Letro user as the app is one: an Awala endpoint key and a separate account key.
+
+    Each method is one step of the app: it builds a message, or reads and checks a reply
+    (raising ``AgentError``, or the protocol library's own error when the bytes themselves
+    are wrong). No I/O here: ``infra/demo.py`` carries the messages.
+    """
+
+    nickname: str  # the user name it asks for
+    locale: str  # picks the domain of its account
+    endpoint_key: rsa.RSAPrivateKey
+    account_key: rsa.RSAPrivateKey  # becomes its VeraId member key
+
+    @classmethod
+    def new(cls, nickname: str, locale: str) -> LetroAgent:
+        return cls(nickname, locale, new_rsa_key(), new_rsa_key())
+
+    @property
+    def endpoint_id(self) -> str:
+        return endpoint_id(self.endpoint_key)
+
+    def account_request(self) -> bytes:
+        """An ``AccountRequestSignature`` signed with the account key, as Letro for Android's."""
+        key = self.account_key
+        return build_account_request(self.nickname, self.locale, pss_spki(key), pss_signer(key))
+
+    def read_account_creation(
+        self, data: bytes, trust_anchors: Sequence[veraid.TrustAnchor], now: datetime
+    ) -> Account:
+        """Check the server's ``AccountCreation``: our request, a valid bundle for our key."""
+        requested, locale, assigned, bundle = parse_account_creation(data)
+        if (requested, locale) != (self.nickname, self.locale):
+            raise AgentError(f"The account is for another request ({requested!r}, {locale!r})")
+        verification = veraid.verify_member_id_bundle(
+            bundle, LETRO_SERVICE_OID, now, trust_anchors=trust_anchors
+        )
+        if str(verification.member) != assigned:
+            raise AgentError(f"The bundle certifies {verification.member}, not {assigned}")
+        if not bundle_member_key_matches(bundle, spki(self.account_key)):
+            raise AgentError("The bundle certifies another key than the account key")
+        return Account(assigned, bundle)
+
+    def pairing_request(self, account: Account, contact_id: str, now: datetime) -> bytes:
+        """A ``contact-pairing.request``: our endpoint key and the contact's id, signed as us.
+
+        Valid as long as the server may keep it waiting for the contact's request.
+        """
+        plaintext = serialise_contact_pairing_request(spki(self.endpoint_key), contact_id)
+        return veraid.sign_as_member(
+            plaintext,
+            LETRO_SERVICE_OID,
+            account.member_id_bundle,
+            self.account_key,
+            now,
+            now + SIGNATURE_WINDOW,
+            encapsulate=True,
+        )
+
+    def read_pairing_match(
+        self,
+        data: bytes,
+        account: Account,
+        contact_id: str,
+        trust_anchors: Sequence[veraid.TrustAnchor],
+        now: datetime,
+    ) -> Contact:
+        """Check the match: the contact's own request, signed by it, naming us."""
+        verification = veraid.verify_signature_bundle(
+            data, LETRO_SERVICE_OID, now, trust_anchors=trust_anchors
+        )
+        request = parse_contact_pairing_request(verification.plaintext)
+        signer = str(verification.member)
+        if pairing_key(signer) != pairing_key(contact_id):
+            raise AgentError(f"The match is signed by {signer}, not by {contact_id}")
+        if pairing_key(request.target_veraid_id) != pairing_key(account.user_id):
+            raise AgentError(f"The match is {signer}'s request for {request.target_veraid_id}")
+        key = request.requester_endpoint_key
+        return Contact(signer, key, endpoint_id_of_key(key))
+
+    def authorisation(self, contact: Contact) -> bytes:
+        """``PrivateEndpointConnParams`` with a PDA, signed by our identity key, for the contact."""
+        grantee = load_der_public_key(contact.endpoint_key)
+        if not isinstance(grantee, rsa.RSAPublicKey):  # endpoint_id_of_key checked it already
+            raise AgentError("The contact's Awala endpoint key is not RSA")
+        return connection_params(self.endpoint_key, grantee)
+
+    def read_authorisation(self, data: bytes, contact: Contact) -> ConnectionParamsRouting:
+        """Check the contact's authorisation: granted by its endpoint, to ours."""
+        routing = read_connection_params(data)
+        if routing.granter_id != contact.endpoint_id:
+            raise AgentError(f"The authorisation is granted by {routing.granter_id}")
+        if routing.grantee_id != self.endpoint_id:
+            raise AgentError(f"The authorisation is granted to {routing.grantee_id}")
+        return routing
+
+
+# --- The Awala Internet Endpoint -----------------------------------------------------------------
+
+
+def incoming_event(
+    sender_id: str,
+    recipient_id: str,
+    content_type: str,
+    content: bytes,
+    parcel_id: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """The headers and body the Awala Internet Endpoint POSTs for a parcel (binary mode)."""
+    event = CloudEvent(
+        {
+            "specversion": "1.0",
+            "id": parcel_id or str(uuid.uuid4()),
+            "type": INCOMING_SERVICE_MESSAGE_TYPE,
+            "source": sender_id,
+            "subject": recipient_id,
+            "datacontenttype": content_type,
+            "time": datetime.now(UTC),
+        },
+        content,
+    )
+    return event_to_binary_http(event)

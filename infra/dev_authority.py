@@ -333,7 +333,26 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
 
 def trust_anchor_text(anchor: veraid.TrustAnchor) -> str:
     """The root DS record, as a zone file would show it."""
-    return f". IN DS {anchor.key_tag} {anchor.algorithm} {anchor.digest_type} {anchor.digest.hex()}"
+    return f". IN DS {ds_rdata(anchor)}"
+
+
+def ds_rdata(anchor: veraid.TrustAnchor) -> str:
+    """The DS record's data, as ``VERAID_TRUST_ANCHORS`` takes it."""
+    return f"{anchor.key_tag} {anchor.algorithm} {anchor.digest_type} {anchor.digest.hex()}"
+
+
+def trust_anchor_from_json(body: object) -> veraid.TrustAnchor:
+    """The anchor from the body of ``GET /_dev/trust-anchor``; ValueError if it is not one."""
+    if not isinstance(body, dict):
+        raise ValueError("The trust anchor is not a JSON object")
+    try:
+        fields = [body["keyTag"], body["algorithm"], body["digestType"]]
+        digest = bytes.fromhex(body["digest"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"Malformed trust anchor ({type(error).__name__}: {error})") from None
+    if not all(isinstance(field, int) for field in fields):
+        raise ValueError("Malformed trust anchor (non-integer fields)")
+    return veraid.TrustAnchor(fields[0], fields[1], fields[2], digest)
 
 
 def main() -> None:

@@ -3,16 +3,23 @@
 Locally it stands where the Awala Internet Endpoint would be (``K_SINK``), so a person
 can watch the server's replies; the tests and benchmarks use the same recorder to see
 exactly what the server sent. Run it with ``python -m infra.sink --port 8081``.
+
+``GET /messages?recipient=<endpoint id>`` returns what it recorded for that recipient (all
+recipients without the parameter), oldest first, as JSON with the data in base64: that is
+how ``python -m infra demo`` receives the server's replies, as an agent would from its
+gateway. The process keeps only the latest ``--keep`` events, so its memory stays bounded.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from quart import Quart, Response, request
 
@@ -20,6 +27,10 @@ from awala.cloudevents import event_from_binary_http
 from awala.errors import InvalidCloudEvent
 
 logger = logging.getLogger("sink")
+
+# How many events the sink process keeps for ``GET /messages``: a long local session or a
+# benchmark run against it must not grow its memory without end.
+DEFAULT_KEEP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +46,34 @@ class ReceivedEvent:
 
 
 class EventRecorder:
-    """Keeps every event received, in order, and lets async code wait for some to arrive."""
+    """Keeps the events received, in order, and lets async code wait for some to arrive.
 
-    def __init__(self) -> None:
+    ``keep`` bounds how many events (and attempted ids) are kept, dropping the oldest; the
+    tests keep everything (None), the sink process the latest ``DEFAULT_KEEP``.
+    """
+
+    def __init__(self, keep: int | None = None) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError("keep must be a positive number of events")
+        self.keep = keep
         self.events: list[ReceivedEvent] = []
         # The id of every CloudEvent posted, including those the sink refused on purpose.
         self.attempted_ids: list[str] = []
         self._arrived = asyncio.Condition()
 
+    def attempted(self, event_id: str) -> None:
+        self.attempted_ids.append(event_id)
+        self._trim(self.attempted_ids)
+
     async def add(self, event: ReceivedEvent) -> None:
         async with self._arrived:
             self.events.append(event)
+            self._trim(self.events)
             self._arrived.notify_all()
+
+    def _trim(self, items: list[Any]) -> None:
+        if self.keep is not None and len(items) > self.keep:
+            del items[: len(items) - self.keep]
 
     async def wait_for(
         self, predicate: Callable[[list[ReceivedEvent]], bool], deadline: float
@@ -76,7 +103,7 @@ def create_sink_app(recorder: EventRecorder, *, fail_first: int = 0) -> Quart:
             logger.warning("Sink refused a request that is not a CloudEvent: %s", error)
             return Response(str(error), 400)
         attributes = event.get_attributes()
-        recorder.attempted_ids.append(str(attributes["id"]))
+        recorder.attempted(str(attributes["id"]))
         if failures_left[0] > 0:
             failures_left[0] -= 1
             return Response("Failing on purpose", 503)
@@ -101,7 +128,26 @@ def create_sink_app(recorder: EventRecorder, *, fail_first: int = 0) -> Quart:
         )
         return Response("", 202)
 
+    @app.get("/messages")
+    async def messages() -> dict[str, Any]:
+        recipient = request.args.get("recipient")
+        events = recorder.events if recipient is None else recorder.to(recipient)
+        return {"messages": [event_json(event) for event in events]}
+
     return app
+
+
+def event_json(event: ReceivedEvent) -> dict[str, Any]:
+    """An event as ``GET /messages`` lists it (CloudEvents attribute names, data in base64)."""
+    return {
+        "id": event.event_id,
+        "type": event.event_type,
+        "source": event.source,
+        "subject": event.subject,
+        "datacontenttype": event.content_type,
+        "expiry": event.expiry,
+        "data": base64.b64encode(event.data).decode("ascii"),
+    }
 
 
 def _preview(data: bytes) -> str:
@@ -116,6 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--keep", type=int, default=DEFAULT_KEEP, help="how many of the latest events to keep"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sink     %(message)s")
 
@@ -126,7 +175,7 @@ def main() -> None:
     config.bind = [f"{args.host}:{args.port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    asyncio.run(serve(create_sink_app(EventRecorder()), config))
+    asyncio.run(serve(create_sink_app(EventRecorder(keep=args.keep)), config))
 
 
 if __name__ == "__main__":

@@ -104,10 +104,24 @@ class Sink:
     recorder: EventRecorder
 
 
+async def _accepting(port: int, seconds: float = 10) -> None:
+    """Wait until something accepts connections on the loopback ``port``."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
 @contextlib.asynccontextmanager
-async def serve_sink(*, fail_first: int = 0) -> AsyncIterator[Sink]:
+async def serve_sink(*, fail_first: int = 0, keep: int | None = None) -> AsyncIterator[Sink]:
     """A recording sink on a free port of this process, for as long as the context lasts."""
-    recorder = EventRecorder()
+    recorder = EventRecorder(keep=keep)
     port = free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
@@ -117,6 +131,7 @@ async def serve_sink(*, fail_first: int = 0) -> AsyncIterator[Sink]:
     app = create_sink_app(recorder, fail_first=fail_first)
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
+        await _accepting(port)
         yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
     finally:
         stop.set()
