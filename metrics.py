@@ -1,0 +1,101 @@
+"""Prometheus metrics of both processes: the Temporal SDK's own and ours, on one endpoint.
+
+Each process runs the SDK's runtime with a Prometheus exporter (``METRICS_PORT``), which
+serves the SDK's metrics (workflow and activity task latencies, failures, poll counts,
+sticky cache...) at ``/metrics``. Our own instruments are made from the same runtime's
+meter, or from the meter Temporal gives workflow and activity code, so they come out of the
+same endpoint. A workflow's meter drops what replays emit: each event is counted once.
+
+Every instrument is declared here, so the names an alert rule refers to are in one place.
+Label values are drawn from small fixed sets (content types, outcomes, reasons), never from
+ids, so no label can grow without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import MetricCounter, MetricHistogramTimedelta, MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from letro.content_types import ALL_CONTENT_TYPES
+
+_OTHER = "other"
+
+
+def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
+    """A Temporal runtime whose metrics are served for Prometheus on ``host:port``."""
+    exporter = PrometheusConfig(
+        bind_address=f"{host}:{port}", counters_total_suffix=True, durations_as_seconds=True
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=exporter))
+
+
+def content_type_label(content_type: str) -> str:
+    """The content type itself if it is one of Letro's, else "other" (bounded cardinality)."""
+    return content_type if content_type in ALL_CONTENT_TYPES else _OTHER
+
+
+@dataclass(frozen=True)
+class Counter:
+    name: str
+    description: str
+
+    def on(self, meter: MetricMeter) -> MetricCounter:
+        return meter.create_counter(self.name, self.description)
+
+
+@dataclass(frozen=True)
+class Timer:
+    name: str
+    description: str
+
+    def on(self, meter: MetricMeter) -> MetricHistogramTimedelta:
+        return meter.create_histogram_timedelta(self.name, self.description, "duration")
+
+
+# --- The ingress --------------------------------------------------------------------------
+
+INGRESS_REQUESTS = Counter(
+    "letro_ingress_requests", "POSTed messages, by HTTP status and content type"
+)
+INGRESS_REFUSALS = Counter(
+    "letro_ingress_refusals",
+    "Messages refused before Temporal (logged and dropped, or a 4xx), by content type and reason",
+)
+INGRESS_CHECK_TIME = Timer(
+    "letro_ingress_check",
+    "Time to parse and verify one message (VeraId bundles included), by content type",
+)
+INGRESS_HANDOFF_TIME = Timer(
+    "letro_ingress_handoff", "Time for Temporal to accept a message (start or signal-with-start)"
+)
+
+
+@dataclass(frozen=True)
+class IngressMetrics:
+    requests: MetricCounter
+    refusals: MetricCounter
+    check_time: MetricHistogramTimedelta
+    handoff_time: MetricHistogramTimedelta
+
+    @classmethod
+    def on(cls, meter: MetricMeter) -> IngressMetrics:
+        return cls(
+            INGRESS_REQUESTS.on(meter),
+            INGRESS_REFUSALS.on(meter),
+            INGRESS_CHECK_TIME.on(meter),
+            INGRESS_HANDOFF_TIME.on(meter),
+        )
+
+    def request(self, status: int, content_type: str) -> None:
+        self.requests.add(
+            1, {"status": str(status), "content_type": content_type_label(content_type)}
+        )
+
+    def refusal(self, content_type: str, reason: str) -> None:
+        self.refusals.add(1, {"content_type": content_type_label(content_type), "reason": reason})
+
+    def checked(self, content_type: str, elapsed: timedelta) -> None:
+        self.check_time.record(elapsed, {"content_type": content_type_label(content_type)})
