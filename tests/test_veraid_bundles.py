@@ -590,7 +590,7 @@ def test_rsa_pss_parameters_are_honoured() -> None:
     from asn1crypto import algos
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    from veraid._cms import _signature_scheme
+    from veraid._algorithms import signature_scheme
 
     algorithm = algos.SignedDigestAlgorithm(
         {
@@ -603,7 +603,7 @@ def test_rsa_pss_parameters_are_honoured() -> None:
         }
     )
 
-    scheme, hash_algorithm = _signature_scheme(algorithm)
+    scheme, hash_algorithm = signature_scheme(algorithm, veraid.InvalidSignatureError)
 
     assert isinstance(scheme, padding.PSS)
     assert scheme._salt_length == 48

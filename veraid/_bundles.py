@@ -286,8 +286,8 @@ def verify_signature_bundle(
     content = plaintext if plaintext is not None else parsed.encapsulated
     assert content is not None
     if read.is_org_signature and (
-        organisation.x509.serial_number != parsed.signer_serial
-        or organisation.x509.issuer.public_bytes() != parsed.signer_issuer
+        organisation.serial_number != parsed.signer_serial
+        or organisation.issuer_name != parsed.signer_issuer
     ):
         raise InvalidSignatureError("An organisation signature must name the organisation")
     verify_signed_data(parsed, content, signer)
@@ -315,8 +315,8 @@ def _member_signer(parsed: ParsedSignedData, cache: VerificationCache | None) ->
     for encoded in parsed.certificates:
         certificate = _load(encoded, "Member certificate", cache)
         if (
-            certificate.x509.serial_number == parsed.signer_serial
-            and certificate.x509.issuer.public_bytes() == parsed.signer_issuer
+            certificate.serial_number == parsed.signer_serial
+            and certificate.issuer_name == parsed.signer_issuer
         ):
             return certificate
     raise CertificateError("Member signature is missing the signer certificate")
