@@ -204,7 +204,10 @@ def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
     if signature_algorithm != algorithms.RSA_PSS_SHA256:  # else exactly the expected DER
         refuse_extra_fields_deep(certificate["signature_algorithm"])
     extensions = _extensions(tbs, what)
-    subject = tbs["subject"]
+    subject, issuer_der = tbs["subject"], tbs["issuer"].dump()
+    subject_name = distinguished_name(subject)
+    # An organisation certificate is self-issued: its issuer is read once, as its subject.
+    same = issuer_der == subject.dump()
     public_key = _rsa_key(tbs["subject_public_key_info"].dump(), what)
     return Certificate(
         der=data,
@@ -213,10 +216,10 @@ def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
         signature=certificate["signature_value"].native,
         serial_number=tbs["serial_number"].native,
         serial=tbs["serial_number"].dump(),
-        issuer=tbs["issuer"].dump(),
-        issuer_name=distinguished_name(tbs["issuer"]),
+        issuer=issuer_der,
+        issuer_name=subject_name if same else distinguished_name(tbs["issuer"]),
         subject=subject.dump(),
-        subject_name=distinguished_name(subject),
+        subject_name=subject_name,
         common_name=_common_name(subject, what),
         validity=_validity(tbs),
         public_key=public_key,
