@@ -25,6 +25,7 @@ from veraid._asn1 import (
     ContentInfo,
     encapsulated_content,
     explicit_octet_string,
+    refuse_extra_fields,
 )
 from veraid._errors import InvalidSignatureError, MalformedError
 from veraid._pki import Certificate, DistinguishedName, distinguished_name
@@ -52,6 +53,8 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
         if content_info["content_type"].dotted != OID_SIGNED_DATA:
             raise MalformedError("Signature is not a CMS SignedData value")
         signed_data = content_info["content"]
+        for sequence in (content_info, signed_data, signed_data["encap_content_info"]):
+            refuse_extra_fields(sequence)
         if signed_data["version"].native != "v1":
             raise MalformedError("SignedData version must be 1")
         certificates = []
@@ -61,9 +64,11 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
         if len(signer_infos) != 1:
             raise MalformedError(f"SignedData must have one signer (got {len(signer_infos)})")
         signer_info = signer_infos[0]
+        refuse_extra_fields(signer_info)
         sid = signer_info["sid"]
         if sid.name != "issuer_and_serial_number":
             raise MalformedError("The signer must be identified by issuer and serial number")
+        refuse_extra_fields(sid.chosen)
         encap = signed_data["encap_content_info"]
         if encap["content_type"].dotted != OID_DATA:
             raise MalformedError("SignedData must encapsulate id-data")
