@@ -104,7 +104,7 @@ def floor_operation(material: Material) -> Callable[[], None]:
     org = load_certificate(_asn1.der_from_implicit(decoded["organisation_certificate"]), "org")
     signed = parse_signed_data(decoded["signature"])
     member = load_certificate(signed.certificates[0], "member")
-    member_scheme, member_hash = signature_scheme(member.x509)
+    member_scheme, member_hash = signature_scheme(member)
 
     rrsig_checks = []
     ds_inputs = []
@@ -131,9 +131,7 @@ def floor_operation(material: Material) -> Callable[[], None]:
         for data in ds_inputs[1:]:  # the root's DS is the trust anchor, compared likewise
             hashlib.sha256(data).digest()
         hashlib.sha256(ds_inputs[0]).digest()
-        org.public_key.verify(
-            member.x509.signature, member.x509.tbs_certificate_bytes, member_scheme, member_hash
-        )
+        org.public_key.verify(member.signature, member.tbs, member_scheme, member_hash)
         member.public_key.verify(
             signed.signature,
             signed.signed_attributes,

@@ -3,7 +3,9 @@
 Contact pairing requests are made by ``@relaycorp/veraid`` (mock DNSSEC chain from
 ``@relaycorp/dnssec``, endpoint keys and ids from ``@relaycorp/relaynet-core``), and
 connection parameters by ``@relaycorp/relaynet-core`` (``PrivateEndpointConnParams`` with a
-real PDA). A worker trusting the JS chain's root runs them end to end.
+real PDA). A worker trusting the JS chain's root runs them end to end; requests whose
+certificates ``@relaycorp/veraid`` issued with non-minimal serials go through the session's
+ingress, on the DNSSEC chain of the organisation it trusts.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from infra.agents import VeraidOrg, spki
 from letro.content_types import (
     CONTACT_PAIRING_AUTHORISATION,
     CONTACT_PAIRING_REQUEST,
@@ -138,3 +143,61 @@ async def test_relaynet_core_connection_params_reach_the_grantee(
         else:
             assert (forwarded.content_type, forwarded.data) == (content_type, params)
         assert sink.recorder.to(authorisation["granterId"]) == []
+
+
+async def test_js_requests_with_non_minimal_serials_pair(
+    http: httpx.AsyncClient, ingress: Ingress, sink: Sink, veraid_org: VeraidOrg
+) -> None:
+    """One certificate in 512 that veraid-js issues has a serial number that is not minimal
+    DER: such users (or organisations) must pair like everyone else."""
+    alice, bob = (f"{name}-{uuid.uuid4().hex[:10]}" for name in ("alice", "bob"))
+    pkcs8 = veraid_org.key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    # veraid-js issues the certificates with the key of the organisation the session's ingress
+    # trusts, and its DNSSEC chain, until each has a non-minimal serial.
+    result = run_node(
+        "veraid_bridge.mjs",
+        {
+            "command": "pairingRequests",
+            "options": {
+                "domain": veraid_org.domain,
+                "organisation": {
+                    "key": {"pkcs8": _b64(pkcs8), "spki": _b64(spki(veraid_org.key))},
+                    "dnssecChain": [_b64(response) for response in veraid_org.chain.responses],
+                },
+                "nonMinimalSerials": True,
+                "start": veraid_org.period.start.isoformat(),
+                "end": veraid_org.period.end.isoformat(),
+                "requests": [
+                    {"name": alice, "target": f"{bob}@{veraid_org.domain}"},
+                    {"name": bob, "target": f"{alice}@{veraid_org.domain}"},
+                ],
+            },
+        },
+    )
+    requests = result["requests"]
+    assert result["organisationSerialNonMinimal"]
+    assert all(request["memberSerialNonMinimal"] for request in requests)
+
+    for request in requests:
+        response = await http.post(
+            ingress.url,
+            headers=binary_event_headers(
+                sender_id=request["endpointId"], content_type=CONTACT_PAIRING_REQUEST
+            ),
+            content=base64.b64decode(request["bundle"]),
+        )
+        assert response.status_code == 204
+    await sink.recorder.wait_for(
+        lambda _: all(sink.recorder.to(r["endpointId"]) for r in requests), TIMEOUT
+    )
+
+    first, second = requests
+    [to_first] = sink.recorder.to(first["endpointId"])
+    [to_second] = sink.recorder.to(second["endpointId"])
+    assert (to_first.content_type, to_second.content_type) == (CONTACT_PAIRING_REQUEST,) * 2
+    assert to_first.data == base64.b64decode(second["bundle"])
+    assert to_second.data == base64.b64decode(first["bundle"])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

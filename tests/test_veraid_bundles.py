@@ -528,6 +528,49 @@ def test_wrong_field_tag(pki: Pki) -> None:
         veraid.verify_member_id_bundle(bytes(encoded), SERVICE, pki.now)
 
 
+def _with_extra_field(sequence: bytes) -> bytes:
+    """``sequence`` (short or long form header) with an INTEGER after its last field."""
+    return der.tlv(der.SEQUENCE, der.contents_of(sequence), b"\x02\x01\x00")
+
+
+def _signed_data_with_extra_field(pki: Pki) -> bytes:
+    bundle = _asn1.SignatureBundle.load(pki.member_signature())
+    content_info = _asn1.der_from_implicit(bundle["signature"])
+    signed_data = _asn1.ContentInfo.load(content_info)["content"].dump()  # [0] EXPLICIT
+    inner = _with_extra_field(der.contents_of(signed_data))
+    rebuilt = der.tlv(
+        der.SEQUENCE,
+        _asn1.ContentInfo.load(content_info)["content_type"].dump(),
+        der.tlv(0xA0, inner),
+    )
+    return _signature_bundle(pki.chain.responses, pki.org_certificate, rebuilt)
+
+
+def test_elements_after_the_last_field_are_refused(pki: Pki) -> None:
+    # asn1crypto keeps them silently, even with strict=True.
+    member_id = _with_extra_field(pki.member_id_bundle)
+    signature = _with_extra_field(pki.member_signature())
+    assert len(_asn1.MemberIdBundle.load(member_id, strict=True)) == 5
+
+    with pytest.raises(veraid.MalformedError, match=r"MemberIdBundle is malformed: .*last field"):
+        _verify_member_id(pki, member_id)
+    with pytest.raises(veraid.MalformedError, match=r"SignatureBundle is malformed: .*last field"):
+        verify(pki, signature)
+    with pytest.raises(veraid.MalformedError, match=r"SignedData is malformed: .*last field"):
+        verify(pki, _signed_data_with_extra_field(pki))
+
+
+def test_signature_metadata_with_an_element_after_its_last_field_is_refused(pki: Pki) -> None:
+    metadata = _asn1.SignatureMetadata(
+        {"service_oid": SERVICE, "validity_period": {"start": pki.period.start, "end": pki.now}}
+    ).dump()
+    extra = _with_extra_field(metadata)
+
+    bundle = _signature_with_attributes(pki, [(_asn1.OID_SIGNATURE_METADATA, extra)])
+    with pytest.raises(veraid.MalformedError, match="Signature metadata is malformed"):
+        verify(pki, bundle)
+
+
 # --- Encoding -------------------------------------------------------------------------------
 
 
@@ -590,7 +633,7 @@ def test_rsa_pss_parameters_are_honoured() -> None:
     from asn1crypto import algos
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    from veraid._cms import _signature_scheme
+    from veraid._algorithms import signature_scheme
 
     algorithm = algos.SignedDigestAlgorithm(
         {
@@ -603,7 +646,7 @@ def test_rsa_pss_parameters_are_honoured() -> None:
         }
     )
 
-    scheme, hash_algorithm = _signature_scheme(algorithm)
+    scheme, hash_algorithm = signature_scheme(algorithm, veraid.InvalidSignatureError)
 
     assert isinstance(scheme, padding.PSS)
     assert scheme._salt_length == 48

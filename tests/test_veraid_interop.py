@@ -66,11 +66,14 @@ def js_generate(
     member_name: str | None,
     attributed_name: str | None,
     org_modulus_length: int = 2048,
+    *,
+    non_minimal_serials: bool = False,
 ) -> dict[str, Any]:
     return run_bridge(
         {
             "command": "generate",
             "options": {
+                "nonMinimalSerials": non_minimal_serials,
                 "orgModulusLength": org_modulus_length,
                 "domain": ORG,
                 "start": (now - timedelta(minutes=10)).isoformat(),
@@ -194,6 +197,129 @@ def test_js_bot_bundles_verify_in_python(now: datetime) -> None:
             base64.b64decode(bot[name]), SERVICE, now, plaintext=PLAINTEXT, trust_anchors=anchors
         )
         assert result.member == veraid.Member(ORG, None), name
+
+
+# --- Certificates with non-minimal serial numbers --------------------------------------------
+# veraid-js draws a serial as 64 random bits and clears only the sign bit, so one in 512 starts
+# 0x00 then an octet below 0x80: not minimal DER. The bridge issues until it has one of each.
+
+
+@pytest.fixture(scope="module")
+def js_padded(now: datetime) -> dict[str, Any]:
+    return js_generate(now, "alice", "bob", non_minimal_serials=True)
+
+
+def test_js_certificates_with_non_minimal_serials_are_what_they_claim(
+    js_padded: dict[str, Any],
+) -> None:
+    from cryptography import x509
+
+    from veraid._pki import load_certificate
+
+    for name in ("organisationCertificate", "memberCertificate"):
+        der = base64.b64decode(js_padded[name])
+        serial = load_certificate(der, name).serial
+        assert serial[2:3] == b"\x00", serial.hex()  # after the tag and length
+        assert serial[3] < 0x80, serial.hex()
+        with pytest.raises(ValueError, match="ParseError"):
+            x509.load_der_x509_certificate(der)
+    print(f"\nveraid-js issuances until a non-minimal serial: {js_padded['issuances']}")
+
+
+def test_js_member_id_bundle_with_non_minimal_serials_verifies_in_python(
+    js_padded: dict[str, Any], now: datetime
+) -> None:
+    result = veraid.verify_member_id_bundle(
+        base64.b64decode(js_padded["memberIdBundle"]),
+        SERVICE,
+        now,
+        trust_anchors=[anchor_from_json(js_padded["trustAnchor"])],
+    )
+
+    assert result.member == veraid.Member(ORG, "alice")
+
+
+@pytest.mark.parametrize(
+    ("name", "encapsulated", "user", "by_member"),
+    [
+        ("memberSignatureDetached", False, "alice", True),
+        ("memberSignatureEncapsulated", True, "alice", True),
+        ("organisationSignatureDetached", False, "bob", False),
+        ("organisationSignatureEncapsulated", True, "bob", False),
+    ],
+)
+def test_js_signature_bundle_with_non_minimal_serials_verifies_in_python(
+    js_padded: dict[str, Any],
+    now: datetime,
+    name: str,
+    encapsulated: bool,
+    user: str,
+    by_member: bool,
+) -> None:
+    from veraid._pki import load_certificate
+
+    bundle = base64.b64decode(js_padded[name])
+    signer = "memberCertificate" if by_member else "organisationCertificate"
+    # The certificate and the SignerInfo naming it, with its serial as encoded (padded).
+    serial = load_certificate(base64.b64decode(js_padded[signer]), signer).serial
+    assert bundle.count(serial) == 2
+
+    result = veraid.verify_signature_bundle(
+        bundle,
+        SERVICE,
+        now,
+        plaintext=None if encapsulated else PLAINTEXT,
+        trust_anchors=[anchor_from_json(js_padded["trustAnchor"])],
+    )
+
+    assert result.member == veraid.Member(ORG, user)
+    assert (result.plaintext, result.signed_by_member) == (PLAINTEXT, by_member)
+
+
+def test_python_signs_with_js_certificates_with_non_minimal_serials(
+    js_padded: dict[str, Any], now: datetime
+) -> None:
+    # pkijs matches the SignerInfo's serial byte for byte: ours must copy the padding.
+    keys = {}
+    for name in ("memberPrivateKey", "organisationPrivateKey"):
+        key = load_der_private_key(base64.b64decode(js_padded[name]), None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        keys[name] = key
+    start, end = now - timedelta(minutes=5), now + timedelta(minutes=30)
+    member_bundle = veraid.sign_as_member(
+        PLAINTEXT,
+        SERVICE,
+        base64.b64decode(js_padded["memberIdBundle"]),
+        keys["memberPrivateKey"],
+        start,
+        end,
+    )
+    org_bundle = veraid.sign_as_organisation(
+        PLAINTEXT,
+        SERVICE,
+        [base64.b64decode(response) for response in js_padded["dnssecChain"]],
+        base64.b64decode(js_padded["organisationCertificate"]),
+        keys["organisationPrivateKey"],
+        start,
+        end,
+        user_name="carol",
+    )
+    items = [
+        {
+            "kind": "signature",
+            "bundle": b64(bundle),
+            "plaintext": b64(PLAINTEXT),
+            "serviceOid": SERVICE,
+            "date": now.isoformat(),
+            "trustAnchor": js_padded["trustAnchor"],
+        }
+        for bundle in (member_bundle, org_bundle)
+    ]
+
+    member_result, org_result = js_verify(items)
+
+    assert (member_result["ok"], member_result.get("user")) == (True, "alice"), member_result
+    assert (org_result["ok"], org_result.get("user")) == (True, "carol"), org_result
 
 
 # --- Python -> JS -----------------------------------------------------------------------------

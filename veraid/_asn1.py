@@ -129,6 +129,30 @@ def load_strict(spec: type[_T], data: bytes, what: str) -> _T:
     return value
 
 
+def refuse_extra_fields(value: core.Sequence) -> list[core.Asn1Value]:
+    """Refuse elements after the last field of a SEQUENCE, which asn1crypto keeps silently
+    (even with ``strict=True``), and build every field, which checks its tag and form
+    (asn1crypto builds lazily). Returns the fields. Call inside ``except ASN1_ERRORS``."""
+    if len(value) > len(value._fields):
+        raise ValueError(f"{type(value).__name__} has elements after its last field")
+    return [value[index] for index in range(len(value._fields))]
+
+
+def refuse_extra_fields_deep(value: core.Asn1Value) -> None:
+    """``refuse_extra_fields`` at every depth of a (small) value: parses all of it."""
+    children: list[core.Asn1Value]
+    if isinstance(value, core.Sequence):
+        children = refuse_extra_fields(value)
+    elif isinstance(value, core.SequenceOf | core.SetOf):
+        children = list(value)
+    elif isinstance(value, core.Choice):
+        children = [value.chosen]
+    else:
+        return
+    for child in children:
+        refuse_extra_fields_deep(child)
+
+
 def der_from_implicit(value: core.Asn1Value) -> bytes:
     """The original DER of a SEQUENCE that a schema re-tagged IMPLICITly (header rebuilt)."""
     contents: bytes = value.contents

@@ -131,6 +131,7 @@ def _decode_bundle(
     except der.EncodingError as error:
         raise MalformedError(f"{what} is not DER: {error}") from None
     try:
+        _asn1.refuse_extra_fields(bundle)
         version = bundle["version"].native
         responses = tuple(item.native for item in bundle["dnssec_chain"])
         org_der = _asn1.der_from_implicit(bundle["organisation_certificate"])
@@ -187,8 +188,10 @@ def _metadata_period(parsed: ParsedSignedData, service_oid: str) -> DatePeriod:
         raise InvalidSignatureError("Signature metadata attribute is missing")
     metadata = _asn1.load_strict(_asn1.SignatureMetadata, values[0].dump(), "Signature metadata")
     try:
+        _asn1.refuse_extra_fields(metadata)
         oid = metadata["service_oid"].dotted
         validity = metadata["validity_period"]
+        _asn1.refuse_extra_fields(validity)
         start, end = validity["start"].native, validity["end"].native
     except _asn1.ASN1_ERRORS as error:
         raise MalformedError(f"Signature metadata is malformed: {error}") from None
@@ -286,8 +289,8 @@ def verify_signature_bundle(
     content = plaintext if plaintext is not None else parsed.encapsulated
     assert content is not None
     if read.is_org_signature and (
-        organisation.x509.serial_number != parsed.signer_serial
-        or organisation.x509.issuer.public_bytes() != parsed.signer_issuer
+        organisation.serial_number != parsed.signer_serial
+        or organisation.issuer_name != parsed.signer_issuer
     ):
         raise InvalidSignatureError("An organisation signature must name the organisation")
     verify_signed_data(parsed, content, signer)
@@ -315,8 +318,8 @@ def _member_signer(parsed: ParsedSignedData, cache: VerificationCache | None) ->
     for encoded in parsed.certificates:
         certificate = _load(encoded, "Member certificate", cache)
         if (
-            certificate.x509.serial_number == parsed.signer_serial
-            and certificate.x509.issuer.public_bytes() == parsed.signer_issuer
+            certificate.serial_number == parsed.signer_serial
+            and certificate.issuer_name == parsed.signer_issuer
         ):
             return certificate
     raise CertificateError("Member signature is missing the signer certificate")

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from veraid import _der as der
+from veraid._algorithms import RSA_PSS_SHA256, hash_algorithm, signature_scheme
 from veraid._asn1 import (
     ASN1_ERRORS,
     OID_DATA,
@@ -24,15 +25,10 @@ from veraid._asn1 import (
     ContentInfo,
     encapsulated_content,
     explicit_octet_string,
+    refuse_extra_fields,
 )
 from veraid._errors import InvalidSignatureError, MalformedError
-from veraid._pki import Certificate
-
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
+from veraid._pki import Certificate, DistinguishedName, distinguished_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +36,8 @@ class ParsedSignedData:
     """The parts of a SignedData value that VeraId verification reads."""
 
     certificates: tuple[bytes, ...]
-    signer_issuer: bytes  # DER of the issuer Name
-    signer_serial: int
+    signer_issuer: DistinguishedName
+    signer_serial: int  # compared by value: veraid-js may pad it, as in its certificates
     signed_attributes: bytes  # DER, tagged as a SET, as signed
     attributes: dict[str, tuple[Any, ...]]  # OID -> asn1crypto values
     digest_algorithm: str
@@ -51,41 +47,14 @@ class ParsedSignedData:
     encapsulated: bytes | None
 
 
-def _hash(name: str) -> hashes.HashAlgorithm:
-    if name not in _HASHES:
-        raise InvalidSignatureError(f"Unsupported digest algorithm ({name})")
-    return _HASHES[name]()
-
-
-def _signature_scheme(
-    algorithm: algos.SignedDigestAlgorithm,
-) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]:
-    if algorithm.dump() == _RSA_PSS_SHA256:  # what every VeraId implementation uses
-        return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()
-    name = algorithm["algorithm"].native
-    if name == "rsassa_pss":
-        params = algorithm["parameters"]
-        hash_name = params["hash_algorithm"]["algorithm"].native
-        mgf = params["mask_gen_algorithm"]
-        if (
-            mgf["algorithm"].native != "mgf1"
-            or params["trailer_field"].native != "trailer_field_bc"
-        ):
-            raise InvalidSignatureError("Unsupported RSA-PSS parameters")
-        mgf_hash = _hash(mgf["parameters"]["algorithm"].native)
-        salt = params["salt_length"].native
-        return padding.PSS(mgf=padding.MGF1(mgf_hash), salt_length=salt), _hash(hash_name)
-    if name in ("sha256_rsa", "sha384_rsa", "sha512_rsa"):
-        return padding.PKCS1v15(), _hash(name.split("_")[0])
-    raise InvalidSignatureError(f"Unsupported signature algorithm ({name})")
-
-
 def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
     """Extract what verification needs; MalformedError for anything VeraId does not use."""
     try:
         if content_info["content_type"].dotted != OID_SIGNED_DATA:
             raise MalformedError("Signature is not a CMS SignedData value")
         signed_data = content_info["content"]
+        for sequence in (content_info, signed_data, signed_data["encap_content_info"]):
+            refuse_extra_fields(sequence)
         if signed_data["version"].native != "v1":
             raise MalformedError("SignedData version must be 1")
         certificates = []
@@ -95,9 +64,11 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
         if len(signer_infos) != 1:
             raise MalformedError(f"SignedData must have one signer (got {len(signer_infos)})")
         signer_info = signer_infos[0]
+        refuse_extra_fields(signer_info)
         sid = signer_info["sid"]
         if sid.name != "issuer_and_serial_number":
             raise MalformedError("The signer must be identified by issuer and serial number")
+        refuse_extra_fields(sid.chosen)
         encap = signed_data["encap_content_info"]
         if encap["content_type"].dotted != OID_DATA:
             raise MalformedError("SignedData must encapsulate id-data")
@@ -114,10 +85,12 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
             if oid in attributes:
                 raise MalformedError(f"Signed attribute {oid} appears twice")
             attributes[oid] = tuple(attribute["values"])
-        scheme, scheme_hash = _signature_scheme(signer_info["signature_algorithm"])
+        scheme, scheme_hash = signature_scheme(
+            signer_info["signature_algorithm"], InvalidSignatureError
+        )
         return ParsedSignedData(
             certificates=tuple(certificates),
-            signer_issuer=sid.chosen["issuer"].dump(),
+            signer_issuer=distinguished_name(sid.chosen["issuer"]),
             signer_serial=sid.chosen["serial_number"].native,
             signed_attributes=b"\x31" + signed_attrs.dump()[1:],
             attributes=attributes,
@@ -143,7 +116,8 @@ def verify_signed_data(parsed: ParsedSignedData, plaintext: bytes, signer: Certi
         expected_digest = digests[0].native
     except ASN1_ERRORS as error:
         raise MalformedError(f"Signed attribute is malformed: {error}") from None
-    digest = hashlib.new(_hash(parsed.digest_algorithm).name, plaintext).digest()
+    digest_hash = hash_algorithm(parsed.digest_algorithm, InvalidSignatureError)
+    digest = hashlib.new(digest_hash.name, plaintext).digest()
     if digest != expected_digest:
         raise InvalidSignatureError("The plaintext does not match the signed digest")
     try:
@@ -158,16 +132,6 @@ def verify_signed_data(parsed: ParsedSignedData, plaintext: bytes, signer: Certi
 
 
 _SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
-_RSA_PSS_SHA256 = algos.SignedDigestAlgorithm(
-    {
-        "algorithm": "rsassa_pss",
-        "parameters": {
-            "hash_algorithm": {"algorithm": "sha256"},
-            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-            "salt_length": 32,
-        },
-    }
-).dump()
 _OID_DATA = core.ObjectIdentifier(OID_DATA).dump()
 _OID_SIGNED_DATA = core.ObjectIdentifier(OID_SIGNED_DATA).dump()
 _OID_CONTENT_TYPE = core.ObjectIdentifier("1.2.840.113549.1.9.3").dump()
@@ -208,14 +172,11 @@ def sign_signed_data(
     signer_info = der.tlv(
         der.SEQUENCE,
         der.integer(1),
-        der.tlv(
-            der.SEQUENCE,
-            signer.x509.issuer.public_bytes(),
-            der.integer(signer.x509.serial_number),
-        ),
+        # The certificate's own encodings: pkijs matches the serial byte for byte.
+        der.tlv(der.SEQUENCE, signer.issuer, signer.serial),
         _SHA256,
         b"\xa0" + signed_attributes[1:],
-        _RSA_PSS_SHA256,
+        RSA_PSS_SHA256,
         der.tlv(der.OCTET_STRING, signature),
     )
     content = [explicit_octet_string(plaintext)] if encapsulate else []

@@ -2,7 +2,9 @@
 
 Facts from ``@relaycorp/veraid`` 3.1.2 (``utils/x509/Certificate.js``, ``pki/*.js``): X.509 v3,
 CN as BMPString, critical BasicConstraints, key identifiers are SHA-256 digests of the SPKI,
-RSA-PSS signatures with SHA-256, and a member certificate never outlives its issuer.
+RSA-PSS signatures with the hash of the issuer's key, a member certificate never outlives its
+issuer, and serial numbers drawn as 64 random bits with only the sign bit cleared (so one in
+512 is not minimal DER: see ``Certificate``).
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from asn1crypto import algos, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
-from veraid._asn1 import ASN1_ERRORS
+from veraid import _algorithms as algorithms
+from veraid import _der
+from veraid._asn1 import ASN1_ERRORS, refuse_extra_fields, refuse_extra_fields_deep
+from veraid._der import EncodingError
 from veraid._errors import (
     CertificateError,
     InvalidNameError,
@@ -74,33 +84,148 @@ def validate_user_name(name: str) -> None:
         )
 
 
+# A Name by value, as cryptography and pkijs compare them: per RDN, its (OID, value) pairs.
+DistinguishedName = tuple[frozenset[tuple[str, object]], ...]
+
+
+def distinguished_name(name: asn1_x509.Name) -> DistinguishedName:
+    """A Name by value: the string type of an attribute (BMPString, UTF8String...) does not
+    count. asn1crypto parses lazily: call inside ``except ASN1_ERRORS``."""
+    rdns = []
+    for rdn in name.chosen:
+        attributes = set()
+        for attribute in rdn:
+            refuse_extra_fields(attribute)
+            value = attribute["value"].native
+            key = value if isinstance(value, str) else attribute["value"].dump()
+            attributes.add((attribute["type"].dotted, key))
+        rdns.append(frozenset(attributes))
+    return tuple(rdns)
+
+
 @dataclass(frozen=True, slots=True)
 class Certificate:
-    """A decoded VeraId certificate, with what verification needs precomputed."""
+    """A decoded VeraId certificate, with what verification needs precomputed.
+
+    Decoded from the bytes as they came, with asn1crypto and ``_der.check_certificate`` rather
+    than ``cryptography``, which refuses the non-minimal serial numbers ``@relaycorp/veraid``
+    issues. The signature is verified over ``tbs`` as received; nothing is re-encoded.
+    """
 
     der: bytes
-    x509: x509.Certificate
+    tbs: bytes  # tbsCertificate exactly as received: what the issuer signed
+    signature_algorithm: bytes  # DER AlgorithmIdentifier
+    signature: bytes
+    serial_number: int
+    serial: bytes  # the serialNumber INTEGER as encoded (a SignerInfo names it so)
+    issuer: bytes  # DER Name as encoded
+    issuer_name: DistinguishedName
+    subject: bytes  # DER Name as encoded
+    subject_name: DistinguishedName
     common_name: str
     validity: DatePeriod
     public_key: rsa.RSAPublicKey
-    spki: bytes
+    spki: bytes  # re-encoded from the key, as the TXT key id digests it
     is_ca: bool
 
 
-def _is_ca(certificate: x509.Certificate, der: bytes) -> bool:
-    try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-    except x509.ExtensionNotFound:
+def _common_name(subject: asn1_x509.Name, what: str) -> str:
+    names = [
+        attribute["value"].native
+        for rdn in subject.chosen
+        for attribute in rdn
+        if attribute["type"].dotted == NameOID.COMMON_NAME.dotted_string
+    ]
+    if len(names) != 1 or not isinstance(names[0], str):
+        raise MalformedError(f"{what} must have exactly one Common Name")
+    return names[0]
+
+
+# The extensions VeraId certificates carry, decoded strictly wherever they appear. Others are
+# left as asn1crypto reads them (it parses those it knows), as cryptography did.
+_EXTENSIONS: dict[str, type[core.Asn1Value]] = {
+    ExtensionOID.BASIC_CONSTRAINTS.dotted_string: asn1_x509.BasicConstraints,
+    ExtensionOID.AUTHORITY_KEY_IDENTIFIER.dotted_string: asn1_x509.AuthorityKeyIdentifier,
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string: core.OctetString,
+}
+
+
+def _extensions(tbs: asn1_x509.TbsCertificate, what: str) -> dict[str, core.Asn1Value]:
+    """The known extensions, decoded, by OID; an extension may appear once (RFC 5280)."""
+    seen: set[str] = set()
+    decoded: dict[str, core.Asn1Value] = {}
+    for extension in tbs["extensions"] or ():
+        refuse_extra_fields(extension)
+        oid = extension["extn_id"].dotted
+        if oid in seen:
+            raise MalformedError(f"{what} has extension {oid} twice")
+        seen.add(oid)
+        if oid in _EXTENSIONS:
+            value = extension["extn_value"].contents
+            _der.check_x509_value(value)
+            decoded[oid] = _EXTENSIONS[oid].load(value, strict=True)
+            refuse_extra_fields_deep(decoded[oid])
+    return decoded
+
+
+def _is_ca(extensions: dict[str, core.Asn1Value]) -> bool:
+    # veraid-js writes a pathLenConstraint beside cA false in member certificates, which
+    # cryptography refuses to read but X.509 allows.
+    constraints = extensions.get(ExtensionOID.BASIC_CONSTRAINTS.dotted_string)
+    if constraints is None:
         return False
-    except ValueError:
-        # cryptography refuses a pathLenConstraint beside cA false, which veraid-js writes
-        # in member certificates; asn1crypto reads it.
-        extensions = asn1_x509.Certificate.load(der, strict=True)["tbs_certificate"]["extensions"]
-        for extension in extensions:
-            if extension["extn_id"].native == "basic_constraints":
-                return bool(extension["extn_value"].parsed["ca"].native)
-        return False
-    return constraints.value.ca
+    path_length = constraints["path_len_constraint"].native
+    if path_length is not None and path_length < 0:
+        raise ValueError("negative pathLenConstraint")
+    return bool(constraints["ca"].native)
+
+
+def _validity(tbs: asn1_x509.TbsCertificate) -> DatePeriod:
+    validity = tbs["validity"]
+    return DatePeriod(validity["not_before"].native, validity["not_after"].native)
+
+
+def _rsa_key(spki: bytes, what: str) -> rsa.RSAPublicKey:
+    public_key = load_der_public_key(spki)
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise UnsupportedKeyError(f"{what} has a key other than RSA")
+    return public_key
+
+
+def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
+    certificate = asn1_x509.Certificate.load(data, strict=True)
+    _der.check_certificate(data)
+    tbs = certificate["tbs_certificate"]
+    for sequence in (certificate, tbs, tbs["validity"]):
+        refuse_extra_fields(sequence)
+    signature_algorithm = certificate["signature_algorithm"].dump()
+    if tbs["signature"].dump() != signature_algorithm:
+        raise MalformedError(f"{what} names two signature algorithms")
+    if signature_algorithm != algorithms.RSA_PSS_SHA256:  # else exactly the expected DER
+        refuse_extra_fields_deep(certificate["signature_algorithm"])
+    extensions = _extensions(tbs, what)
+    subject, issuer_der = tbs["subject"], tbs["issuer"].dump()
+    subject_name = distinguished_name(subject)
+    # An organisation certificate is self-issued: its issuer is read once, as its subject.
+    same = issuer_der == subject.dump()
+    public_key = _rsa_key(tbs["subject_public_key_info"].dump(), what)
+    return Certificate(
+        der=data,
+        tbs=tbs.dump(),
+        signature_algorithm=signature_algorithm,
+        signature=certificate["signature_value"].native,
+        serial_number=tbs["serial_number"].native,
+        serial=tbs["serial_number"].dump(),
+        issuer=issuer_der,
+        issuer_name=subject_name if same else distinguished_name(tbs["issuer"]),
+        subject=subject.dump(),
+        subject_name=subject_name,
+        common_name=_common_name(subject, what),
+        validity=_validity(tbs),
+        public_key=public_key,
+        spki=spki_der(public_key),
+        is_ca=issuer and _is_ca(extensions),
+    )
 
 
 def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certificate:
@@ -109,50 +234,54 @@ def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certific
     ``issuer``: also read BasicConstraints (``is_ca`` is False otherwise).
     """
     try:
-        certificate = x509.load_der_x509_certificate(der)
-        names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        public_key = certificate.public_key()
-        validity = DatePeriod(certificate.not_valid_before_utc, certificate.not_valid_after_utc)
-        is_ca = _is_ca(certificate, der) if issuer else False
+        return _decode(der, what, issuer)
+    except EncodingError as error:
+        raise MalformedError(f"{what} is not DER: {error}") from None
     except (*ASN1_ERRORS, UnsupportedAlgorithm) as error:
         raise MalformedError(f"{what} is malformed: {error}") from None
-    if len(names) != 1 or not isinstance(names[0].value, str):
-        raise MalformedError(f"{what} must have exactly one Common Name")
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise UnsupportedKeyError(f"{what} has a key other than RSA")
-    spki = spki_der(public_key)
-    return Certificate(der, certificate, names[0].value, validity, public_key, spki, is_ca)
 
 
 def signature_scheme(
-    certificate: x509.Certificate,
+    certificate: Certificate,
 ) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]:
     """The padding and hash a certificate was signed with, honouring RSA-PSS parameters."""
     try:
-        parameters = certificate.signature_algorithm_parameters
-        hash_algorithm = certificate.signature_hash_algorithm
-    except (ValueError, UnsupportedAlgorithm) as error:
+        algorithm = algos.SignedDigestAlgorithm.load(certificate.signature_algorithm)
+        return algorithms.signature_scheme(algorithm, CertificateError)
+    except ASN1_ERRORS as error:
         raise CertificateError(f"Unsupported certificate signature algorithm: {error}") from None
-    if not isinstance(parameters, padding.PSS | padding.PKCS1v15) or hash_algorithm is None:
-        raise CertificateError("Certificates must be signed with RSA")
-    return parameters, hash_algorithm
 
 
 def verify_issued_by(member: Certificate, organisation: Certificate) -> None:
     """Check that the organisation (a CA) issued the member certificate."""
     if not organisation.is_ca:
         raise CertificateError("Organisation certificate is not a CA")
-    if member.x509.issuer != organisation.x509.subject:
+    if member.issuer_name != organisation.subject_name:
         raise CertificateError("Member certificate was not issued by the organisation")
-    scheme, hash_algorithm = signature_scheme(member.x509)
+    scheme, hash_algorithm = signature_scheme(member)
     try:
-        organisation.public_key.verify(
-            member.x509.signature, member.x509.tbs_certificate_bytes, scheme, hash_algorithm
-        )
+        organisation.public_key.verify(member.signature, member.tbs, scheme, hash_algorithm)
     except (InvalidSignature, ValueError):
         raise CertificateError(
             "Member certificate signature does not verify with the organisation key"
         ) from None
+
+
+def _cryptography_name(der_name: bytes) -> x509.Name:
+    """A decoded Name for cryptography's builder, each value with its own string type, so a
+    member certificate's issuer encodes as its organisation certificate's subject."""
+    rdns = []
+    for rdn in asn1_x509.Name.load(der_name).chosen:
+        attributes = []
+        for attribute in rdn:
+            value = attribute["value"]
+            if not isinstance(value.native, str) or not isinstance(value, core.Choice):
+                raise CertificateError("Organisation certificate subject has a non-string value")
+            oid = x509.ObjectIdentifier(attribute["type"].dotted)
+            string_type = _ASN1Type(value.chosen.tag)
+            attributes.append(x509.NameAttribute(oid, value.native, _type=string_type))
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns)
 
 
 def _pss() -> padding.PSS:
@@ -183,7 +312,7 @@ def _issue(
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(issuer.x509.subject if issuer is not None else subject)
+        .issuer_name(_cryptography_name(issuer.subject) if issuer is not None else subject)
         .public_key(subject_key)
         .serial_number(secrets.randbits(63) + 1)
         .not_valid_before(start)

@@ -33,9 +33,43 @@ async function exportPrivateKey(key) {
   return b64(await crypto.subtle.exportKey('pkcs8', key));
 }
 
+// A key pair made in Python (base64 PKCS#8 and SPKI), for RSA-PSS with `hash`: veraid-js
+// signs certificates with the hash of the issuer's key.
+async function importKeyPair({ pkcs8, spki }, hash = 'SHA-256') {
+  const algorithm = { name: 'RSA-PSS', hash };
+  return {
+    privateKey: await crypto.subtle.importKey('pkcs8', unb64(pkcs8), algorithm, true, ['sign']),
+    publicKey: await crypto.subtle.importKey('spki', unb64(spki), algorithm, true, ['verify']),
+  };
+}
+
+// A DNSSEC chain made in Python, as veraid-js carries it.
+function importChain(domain, responses) {
+  return new VeraidDnssecChain(domain, responses.map((response) => toArrayBuffer(unb64(response))));
+}
+
+// Whether veraid-js wrote a certificate's serial number with a redundant leading zero octet
+// (it draws 64 random bits and only clears the sign bit; strict DER forbids the extra octet).
+function hasNonMinimalSerial(certificate) {
+  const serial = certificate.pkijsCertificate.serialNumber.valueBlock.valueHexView;
+  return serial.length > 1 && serial[0] === 0 && serial[1] < 0x80;
+}
+
+const MAX_ISSUANCES = 20000; // one certificate in 512 has a non-minimal serial
+
+// `issue()` once, or (`nonMinimal`) until veraid-js writes a non-minimal serial.
+async function issueCertificate(nonMinimal, issue) {
+  for (let tries = 1; tries <= MAX_ISSUANCES; tries += 1) {
+    const certificate = await issue();
+    if (!nonMinimal || hasNonMinimalSerial(certificate)) return { certificate, tries };
+  }
+  throw new Error(`No certificate with a non-minimal serial in ${MAX_ISSUANCES}`);
+}
+
 // Everything the Python side verifies, produced the way @relaycorp/veraid's own tests do.
-// An organisation with its key, a DNSSEC chain from a MockChain root, and its certificate.
-async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride) {
+// An organisation with its key, a DNSSEC chain from a MockChain root, and its certificate
+// (`nonMinimal`: one with a non-minimal serial).
+async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride, nonMinimal) {
   const orgKeys = await generateKeyPair(orgModulusLength);
   const rdata = await generateTxtRdata(orgKeys.publicKey, ttlOverride);
   const mockChain = await MockChain.generate(`${orgName}.`);
@@ -47,26 +81,31 @@ async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOv
     resolver: fixture.resolver,
     trustAnchors: fixture.trustAnchors,
   });
-  const orgCertificate = await selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start });
+  const { certificate: orgCertificate, tries } = await issueCertificate(
+    nonMinimal, () => selfIssueOrganisationCertificate(orgName, orgKeys, end, { startDate: start }),
+  );
   const [anchor] = fixture.trustAnchors;
   const trustAnchor = {
     keyTag: anchor.keyTag, algorithm: anchor.algorithm, digestType: anchor.digestType,
     digest: Buffer.from(anchor.digest).toString('hex'),
   };
-  return { orgKeys, rdata, chain, orgCertificate, trustAnchor };
+  return { orgKeys, rdata, chain, orgCertificate, trustAnchor, tries };
 }
 
 async function generate(options) {
   const start = new Date(options.start);
   const end = new Date(options.end);
   const orgName = options.domain;
-  const { orgKeys, rdata, chain, orgCertificate, trustAnchor } = await generateOrganisation(
-    orgName, start, end, options.orgModulusLength, options.ttlOverride,
+  const nonMinimal = Boolean(options.nonMinimalSerials);
+  const organisation = await generateOrganisation(
+    orgName, start, end, options.orgModulusLength, options.ttlOverride, nonMinimal,
   );
+  const { orgKeys, rdata, chain, orgCertificate, trustAnchor } = organisation;
   const memberKeys = await generateKeyPair();
-  const memberCertificate = await issueMemberCertificate(
+  const member = await issueCertificate(nonMinimal, () => issueMemberCertificate(
     options.memberName, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
-  );
+  ));
+  const memberCertificate = member.certificate;
   const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
   const plaintext = unb64(options.plaintext);
   const sign = async (signer, key, encapsulate) => {
@@ -82,6 +121,8 @@ async function generate(options) {
     txtRdata: rdata,
     dnssecChain: chain.responses.map((response) => b64(response)),
     organisationCertificate: b64(orgCertificate.serialize()),
+    memberCertificate: b64(memberCertificate.serialize()),
+    issuances: { organisation: organisation.tries, member: member.tries },
     organisationPrivateKey: await exportPrivateKey(orgKeys.privateKey),
     memberPrivateKey: await exportPrivateKey(memberKeys.privateKey),
     memberIdBundle: b64(memberIdBundle.serialise()),
@@ -104,21 +145,39 @@ function contactPairingRequest(spki, targetId) {
   }).toBER();
 }
 
+// The organisation of `pairingRequests`: new, or (options.organisation) with the key and
+// DNSSEC chain of one made in Python, whose root the test's worker trusts already.
+async function pairingOrganisation(options, start, end, nonMinimal) {
+  if (!options.organisation) {
+    return generateOrganisation(options.domain, start, end, 2048, 3600, nonMinimal);
+  }
+  const orgKeys = await importKeyPair(options.organisation.key);
+  const chain = importChain(options.domain, options.organisation.dnssecChain);
+  const { certificate: orgCertificate } = await issueCertificate(nonMinimal, () => (
+    selfIssueOrganisationCertificate(options.domain, orgKeys, end, { startDate: start })
+  ));
+  return { orgKeys, chain, orgCertificate, trustAnchor: null };
+}
+
 // Contact pairing requests of several members of one organisation, each from its own Awala
 // endpoint (keys and ids from @relaycorp/relaynet-core), as the Letro service expects them.
+// options.nonMinimalSerials: every certificate has a non-minimal serial.
 async function pairingRequests(options) {
   const start = new Date(options.start);
   const end = new Date(options.end);
   const orgName = options.domain;
-  const { orgKeys, chain, orgCertificate, trustAnchor } = await generateOrganisation(
-    orgName, start, end, 2048, 3600,
+  const nonMinimal = Boolean(options.nonMinimalSerials);
+  const { orgKeys, chain, orgCertificate, trustAnchor } = await pairingOrganisation(
+    options, start, end, nonMinimal,
   );
   const requests = [];
   for (const { name, target } of options.requests) {
     const memberKeys = await generateKeyPair();
-    const memberCertificate = await issueMemberCertificate(
-      name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
-    );
+    const { certificate: memberCertificate } = await issueCertificate(nonMinimal, () => (
+      issueMemberCertificate(
+        name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
+      )
+    ));
     const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
     const endpointKeys = await generateRSAKeyPair();
     const plaintext = contactPairingRequest(await derSerializePublicKey(endpointKeys.publicKey), target);
@@ -127,12 +186,78 @@ async function pairingRequests(options) {
       { startDate: start, shouldEncapsulatePlaintext: true },
     );
     requests.push({
+      memberSerialNonMinimal: hasNonMinimalSerial(memberCertificate),
       veraidId: `${name}@${orgName}`,
       endpointId: await getIdFromIdentityKey(endpointKeys.publicKey),
       bundle: b64(bundle.serialise()),
     });
   }
-  return { trustAnchor, requests };
+  return {
+    trustAnchor,
+    organisationSerialNonMinimal: hasNonMinimalSerial(orgCertificate),
+    requests,
+  };
+}
+
+// Many certificates from a few keys and one chain, all made in Python, to catch what
+// veraid-js writes only rarely. Round r issues an organisation certificate with
+// options.keys[r % n] and a member certificate for options.memberKeys[r % m]. Every
+// `bundleEvery` rounds, and in every round with a non-minimal serial, veraid-js also makes
+// a MemberIdBundle and member and organisation SignatureBundles (serialising bundles costs
+// more than issuing certificates).
+async function bulk(options) {
+  const start = new Date(options.start);
+  const keys = await Promise.all(options.keys.map(async (key) => ({
+    label: key.label, pair: await importKeyPair(key, key.hash),
+  })));
+  const memberKeys = await Promise.all(options.memberKeys.map(async (key) => ({
+    label: key.label, pair: await importKeyPair(key),
+  })));
+  const chain = importChain(options.domain, options.dnssecChain);
+  const plaintext = toArrayBuffer(unb64(options.plaintext));
+  const signatureEnd = new Date(options.signatureEnd);
+  const rounds = [];
+  for (let round = options.firstRound; round < options.firstRound + options.rounds; round += 1) {
+    const orgKey = keys[round % keys.length];
+    const memberKey = memberKeys[round % memberKeys.length];
+    const memberName = options.memberNames[round % options.memberNames.length] ?? undefined;
+    const end = new Date(options.certificateEnds[round % options.certificateEnds.length]);
+    const orgCertificate = await selfIssueOrganisationCertificate(
+      options.domain, orgKey.pair, end, { startDate: start },
+    );
+    const memberCertificate = await issueMemberCertificate(
+      memberName, memberKey.pair.publicKey, orgCertificate, orgKey.pair.privateKey, end,
+      { startDate: start },
+    );
+    const result = {
+      round,
+      organisationKey: orgKey.label,
+      memberKey: memberKey.label,
+      memberName: memberName ?? null,
+      organisationSerialNonMinimal: hasNonMinimalSerial(orgCertificate),
+      memberSerialNonMinimal: hasNonMinimalSerial(memberCertificate),
+      organisationCertificate: b64(orgCertificate.serialize()),
+      memberCertificate: b64(memberCertificate.serialize()),
+    };
+    if (result.organisationSerialNonMinimal || result.memberSerialNonMinimal
+      || round % options.bundleEvery === 0) {
+      const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
+      const encapsulate = round % 2 === 0;
+      const sign = async (signer, privateKey) => b64((await SignatureBundle.sign(
+        plaintext, options.serviceOid, signer, privateKey, signatureEnd,
+        { startDate: start, shouldEncapsulatePlaintext: encapsulate },
+      )).serialise());
+      const orgSigner = new OrganisationSigner(chain, orgCertificate, memberName);
+      result.bundles = {
+        encapsulated: encapsulate,
+        memberIdBundle: b64(memberIdBundle.serialise()),
+        memberSignature: await sign(memberIdBundle, memberKey.pair.privateKey),
+        organisationSignature: await sign(orgSigner, orgKey.pair.privateKey),
+      };
+    }
+    rounds.push(result);
+  }
+  return { rounds };
 }
 
 function trustAnchors(anchor) {
@@ -213,6 +338,8 @@ if (command.command === 'generate') {
   answer = { results: await Promise.all(command.items.map(verifyOne)) };
 } else if (command.command === 'pairingRequests') {
   answer = await pairingRequests(command.options);
+} else if (command.command === 'bulk') {
+  answer = await bulk(command.options);
 } else if (command.command === 'benchmark') {
   answer = await benchmark(command.options);
 } else {
