@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from contract.pairing import MAX_HISTORY_EVENTS
 from letro.account_names import (
     DEFAULT_DOMAINS_BY_LOCALE,
     DEFAULT_FALLBACK_DOMAIN,
@@ -28,7 +29,6 @@ from letro.account_names import (
     DEFAULT_RESERVED_WORDS,
 )
 from veraid import IANA_TRUST_ANCHORS, TrustAnchor
-from workflows.pairing import MAX_HISTORY_EVENTS
 
 T = TypeVar("T")
 
@@ -155,7 +155,7 @@ class Settings:
     connection_params: ConnectionParamsSettings
     veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
     accounts: AccountSettings = field(default_factory=AccountSettings)
-    # History length at which a pair workflow continues as new (see workflows.pairing).
+    # History length at which a pair workflow continues as new (see contract.pairing).
     pairing_history_events: int = MAX_HISTORY_EVENTS
     pubsub_push: PubSubPushSettings = field(default_factory=PubSubPushSettings)
 

@@ -1,9 +1,7 @@
-"""A client for the VeraId Authority's HTTP API: the calls account creation makes.
+"""A client for the VeraId Authority's HTTP API: the ``accounts.Authority`` the activities use.
 
-Every failure maps to one exception type, so callers decide what to retry from the type
-alone: :class:`AuthorityUnavailable` may succeed later (5xx, timeouts, connection errors),
-:class:`AuthorityRefused` and its subclasses will not (4xx), :class:`MemberNameTaken` is the
-409 the account saga answers with a new name.
+Every failure, httpx's included, becomes one of the ``accounts.AuthorityError`` types, so
+the activities decide what to retry without knowing HTTP.
 """
 
 from __future__ import annotations
@@ -16,44 +14,21 @@ from typing import Any, Protocol
 
 import httpx
 
+from activities.accounts import (
+    AuthorityInvalidResponse,
+    AuthorityNotFound,
+    AuthorityRefused,
+    AuthorityUnauthorised,
+    AuthorityUnavailable,
+    MemberNameTaken,
+    MemberPaths,
+    PublicKeyPaths,
+)
+
 USER_AGENT = "Letro server (https://github.com/relaycorp/letro-server)"
 _MEMBER_BUNDLE_TYPE = "application/vnd.veraid.member-bundle"
 # Google ID tokens live an hour; refresh well before, as the original server did.
 _ID_TOKEN_LIFETIME_SECONDS = 15 * 60
-
-
-class AuthorityError(Exception):
-    """Base class of every VeraId Authority client error."""
-
-
-class AuthorityUnavailable(AuthorityError):
-    """The Authority could not be reached or failed on its side; retrying may succeed."""
-
-
-class AuthorityRefused(AuthorityError):
-    """The Authority answered 4xx: the same request will fail again."""
-
-    def __init__(self, status: int, problem: str | None, operation: str) -> None:
-        detail = f" ({problem})" if problem else ""
-        super().__init__(f"VeraId Authority refused to {operation}: HTTP {status}{detail}")
-        self.status = status
-        self.problem = problem
-
-
-class AuthorityUnauthorised(AuthorityRefused):
-    """401 or 403: our token is missing, expired or not allowed."""
-
-
-class AuthorityNotFound(AuthorityRefused):
-    """404: the organisation, member or key does not exist."""
-
-
-class MemberNameTaken(AuthorityRefused):
-    """409: another member of the organisation has that name."""
-
-
-class AuthorityInvalidResponse(AuthorityError):
-    """A 2xx answer that is not what the API documents."""
 
 
 class TokenSource(Protocol):
@@ -101,19 +76,9 @@ class GoogleIdToken:
         return token
 
 
-@dataclass(frozen=True)
-class MemberPaths:
-    self_path: str
-    public_keys_path: str
-
-
-@dataclass(frozen=True)
-class PublicKeyPaths:
-    self_path: str
-    bundle_path: str
-
-
 class AuthorityClient:
+    """The Authority over HTTP, with a bearer token from ``tokens`` on every call."""
+
     def __init__(
         self,
         base_url: str,

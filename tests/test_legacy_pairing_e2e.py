@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from contract.pairing import PairingStatus
 from letro.content_types import PAIRING_MATCH_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import (
@@ -24,7 +25,7 @@ from tests.helpers import (
     requests_collection,
     send_pairing_request,
 )
-from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
+from workflows.legacy_pairing import LegacyContactPairing, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +38,9 @@ async def wait_for_matches(sink: Sink, *agents: Agent) -> None:
     )
 
 
-async def pair_status(client: Client, a: Agent, b: Agent) -> LegacyPairingStatus:
+async def pair_status(client: Client, a: Agent, b: Agent) -> PairingStatus:
     handle = client.get_workflow_handle(workflow_id_for(a.veraid_id, b.veraid_id))
-    status: LegacyPairingStatus = await handle.query("status", result_type=LegacyPairingStatus)
+    status: PairingStatus = await handle.query("status", result_type=PairingStatus)
     return status
 
 
@@ -47,9 +48,9 @@ async def wait_for_status(
     client: Client,
     a: Agent,
     b: Agent,
-    predicate: Callable[[LegacyPairingStatus], bool],
+    predicate: Callable[[PairingStatus], bool],
     deadline: float = 10,
-) -> LegacyPairingStatus:
+) -> PairingStatus:
     async with asyncio.timeout(deadline):
         while True:
             status = await pair_status(client, a, b)

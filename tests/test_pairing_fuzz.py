@@ -26,6 +26,7 @@ from awala.private_endpoint_conn_params import (
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
+from contract.pairing import ContactPairingRefusalOutcome, PairingStatus
 from ingress.routing import Ignore, RoutingOptions, SignalWithStart, StartOnce, route
 from letro.contact_pairing import (
     PairingDrop,
@@ -49,8 +50,6 @@ from tests.pairing_helpers import (
     new_rsa_key,
     new_veraid_agent,
 )
-from workflows.pairing import PairingStatus
-from workflows.veraid_pairing import ContactPairingRefusalOutcome
 
 _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.service_messages import IncomingServiceMessage
+from contract.accounts import AccountCreationInput, AccountRequestReceived
+from contract.messages import Forwarding
+from contract.pairing import ContactPairingRefusalToSend, PairingInput, PairingRequestReceived
 from ingress.routing import (
     ContentTooLarge,
     Ignore,
@@ -30,6 +32,8 @@ from letro.content_types import (
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
 )
+from tests.account_helpers import pss_request, pss_spki
+from tests.helpers import new_agent
 from tests.pairing_helpers import (
     VeraidAgent,
     connection_params,
@@ -39,8 +43,9 @@ from tests.pairing_helpers import (
     new_veraid_agent,
     spki,
 )
-from workflows.forwarding import Forwarding
-from workflows.pairing import PairingInput
+from workflows.account_creation import AccountCreation
+from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
 
 ORG = make_org()
 OPTIONS = RoutingOptions(
@@ -67,9 +72,11 @@ def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
 
     assert isinstance(decision, SignalWithStart)
     ids = sorted([ALICE.veraid_id, BOB.veraid_id])
-    assert decision.workflow == "VeraidContactPairing"
+    assert decision.workflow == VeraidContactPairing.run
     assert decision.workflow_id == f"veraid-pairing:{ids[0]}:{ids[1]}"
     assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    # The name running pairs know their requests by: the method must keep it.
+    assert decision.signal_name == "pairing_request"
     # Verified at the edge: the signal carries the key the bundle vouches for.
     assert decision.signal_input == PairingRequestReceived(
         parcel_id="parcel-1",
@@ -79,6 +86,51 @@ def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
         target_veraid_id=BOB.veraid_id,
         requester_id_key_b64=base64.b64encode(spki(ALICE.endpoint_key)).decode(),
         signature_bundle_b64=base64.b64encode(bundle).decode(),
+    )
+
+
+def test_legacy_pairing_request_is_signalled_to_its_pair() -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+
+    decision = route(
+        message(PAIRING_REQUEST_TMP, alice.legacy_pairing_request(bob), alice.endpoint_id),
+        OPTIONS,
+        NOW,
+    )
+
+    assert isinstance(decision, SignalWithStart)
+    ids = sorted([alice.veraid_id, bob.veraid_id])
+    assert decision.workflow == LegacyContactPairing.run
+    assert decision.workflow_id == f"legacy-pairing:{ids[0]}:{ids[1]}"
+    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    assert decision.signal_name == "pairing_request"
+    assert decision.signal_input == PairingRequestReceived(
+        parcel_id="parcel-1",
+        server_endpoint_id="0server",
+        requester_endpoint_id=alice.endpoint_id,
+        requester_veraid_id=alice.veraid_id,
+        target_veraid_id=bob.veraid_id,
+        requester_id_key_b64=base64.b64encode(alice.id_key).decode(),
+    )
+
+
+def test_verified_account_request_is_signalled_to_its_workflow() -> None:
+    request, key = pss_request("maría", "es-ve")
+
+    decision = route(message(ACCOUNT_REQUEST, request), OPTIONS, NOW)
+
+    assert isinstance(decision, SignalWithStart)
+    assert decision.workflow == AccountCreation.run
+    assert decision.workflow_id.startswith("account-creation:0sender:")
+    assert decision.start_input == AccountCreationInput()
+    assert decision.signal_name == "account_request"  # as running workflows know it
+    assert decision.signal_input == AccountRequestReceived(
+        parcel_id="parcel-1",
+        server_endpoint_id="0server",
+        sender_endpoint_id="0sender",
+        requested_user_name="maría",
+        locale="es-ve",
+        public_key_b64=base64.b64encode(pss_spki(key)).decode(),
     )
 
 
@@ -120,7 +172,7 @@ def test_verified_request_failing_a_check_starts_its_refusal(
     )
 
     assert isinstance(decision, StartOnce)
-    assert decision.workflow == "ContactPairingRefusal"
+    assert decision.workflow == ContactPairingRefusal.run
     assert decision.workflow_id == f"contact-pairing-refusal:{ALICE.endpoint_id}:parcel-1"
     assert isinstance(decision.start_input, ContactPairingRefusalToSend)
     assert decision.start_input.reason == reason.name
