@@ -155,7 +155,7 @@ class Settings:
     connection_params: ConnectionParamsSettings
     veraid_trust_anchors: tuple[TrustAnchor, ...] = IANA_TRUST_ANCHORS
     accounts: AccountSettings = field(default_factory=AccountSettings)
-    # History length at which a pair workflow continues as new (see contract.pairing).
+    # History length at which a pair workflow continues as new (see workflows.pairing).
     pairing_history_events: int = MAX_HISTORY_EVENTS
     pubsub_push: PubSubPushSettings = field(default_factory=PubSubPushSettings)
 

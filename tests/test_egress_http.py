@@ -74,13 +74,18 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-async def test_posts_the_event_in_binary_mode(server: Server) -> None:
+@pytest.fixture
+async def sink(server: Server) -> AsyncIterator[HttpBinarySink]:
     sink = HttpBinarySink(server.url)
     try:
-        await sink.send(MESSAGE)
-        await sink.send(MESSAGE)  # a second send reuses the session
+        yield sink
     finally:
         await sink.close()
+
+
+async def test_posts_the_event_in_binary_mode(server: Server, sink: HttpBinarySink) -> None:
+    await sink.send(MESSAGE)
+    await sink.send(MESSAGE)  # a second send reuses the session
 
     assert len(server.received) == 2
     headers, body = server.received[0]
@@ -92,12 +97,10 @@ async def test_posts_the_event_in_binary_mode(server: Server) -> None:
     assert headers["Content-Type"] == "application/vnd.example"
 
 
-async def test_the_egress_activity_sends_the_workflow_s_message(server: Server) -> None:
-    sink = HttpBinarySink(server.url)
-    try:
-        await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
-    finally:
-        await sink.close()
+async def test_the_egress_activity_sends_the_workflow_s_message(
+    server: Server, sink: HttpBinarySink
+) -> None:
+    await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
 
     [(headers, body)] = server.received
     assert body == MESSAGE.content == OUTGOING.content
@@ -120,29 +123,21 @@ STATUSES = [
 
 @pytest.mark.parametrize(("status", "expected"), STATUSES)
 async def test_failures_are_classified_by_the_sink(
-    server: Server, status: int, expected: tuple[type[Exception], bool]
+    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
 ) -> None:
     server.status = status
-    sink = HttpBinarySink(server.url)
-    try:
-        with pytest.raises(expected[0], match=f"HTTP {status} to event event-1"):
-            await sink.send(MESSAGE)
-    finally:
-        await sink.close()
+    with pytest.raises(expected[0], match=f"HTTP {status} to event event-1"):
+        await sink.send(MESSAGE)
     assert len(server.received) == 1
 
 
 @pytest.mark.parametrize(("status", "expected"), STATUSES)
 async def test_failures_become_temporal_errors_for_retries(
-    server: Server, status: int, expected: tuple[type[Exception], bool]
+    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
 ) -> None:
     server.status = status
-    sink = HttpBinarySink(server.url)
-    try:
-        with pytest.raises(ApplicationError) as raised:
-            await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
-    finally:
-        await sink.close()
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
     error_type, non_retryable = expected
     assert (raised.value.type, raised.value.non_retryable) == (error_type.__name__, non_retryable)
     assert raised.value.message == f"Sink answered HTTP {status} to event event-1"

@@ -14,6 +14,7 @@ from contract.messages import Forwarding
 from contract.pairing import ContactPairingRefusalToSend, PairingInput, PairingRequestReceived
 from ingress.routing import (
     ContentTooLarge,
+    Decision,
     Ignore,
     RoutingOptions,
     SignalWithStart,
@@ -65,20 +66,34 @@ def message(
 ALICE, BOB = new_veraid_agent(ORG, "alice"), new_veraid_agent(ORG, "bob")
 
 
+def signal_to_pair(
+    decision: Decision,
+    workflow: type[LegacyContactPairing | VeraidContactPairing],
+    prefix: str,
+    requester: str,
+    target: str,
+) -> object:
+    """What ``decision`` signals to the pair's ``workflow``, once it is checked to do so."""
+    assert isinstance(decision, SignalWithStart)
+    ids = sorted([requester, target])
+    assert decision.workflow == workflow.run
+    assert decision.workflow_id == f"{prefix}:{ids[0]}:{ids[1]}"
+    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    # The name running pairs know their requests by: the method must keep it.
+    assert decision.signal_name == "pairing_request"
+    return decision.signal_input
+
+
 def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
     bundle = ALICE.pairing_request(BOB.veraid_id.upper())
 
     decision = route(message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id), OPTIONS, NOW)
 
-    assert isinstance(decision, SignalWithStart)
-    ids = sorted([ALICE.veraid_id, BOB.veraid_id])
-    assert decision.workflow == VeraidContactPairing.run
-    assert decision.workflow_id == f"veraid-pairing:{ids[0]}:{ids[1]}"
-    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
-    # The name running pairs know their requests by: the method must keep it.
-    assert decision.signal_name == "pairing_request"
+    signal = signal_to_pair(
+        decision, VeraidContactPairing, "veraid-pairing", ALICE.veraid_id, BOB.veraid_id
+    )
     # Verified at the edge: the signal carries the key the bundle vouches for.
-    assert decision.signal_input == PairingRequestReceived(
+    assert signal == PairingRequestReceived(
         parcel_id="parcel-1",
         server_endpoint_id="0server",
         requester_endpoint_id=ALICE.endpoint_id,
@@ -98,20 +113,13 @@ def test_legacy_pairing_request_is_signalled_to_its_pair() -> None:
         NOW,
     )
 
-    assert isinstance(decision, SignalWithStart)
-    ids = sorted([alice.veraid_id, bob.veraid_id])
-    assert decision.workflow == LegacyContactPairing.run
-    assert decision.workflow_id == f"legacy-pairing:{ids[0]}:{ids[1]}"
-    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
-    assert decision.signal_name == "pairing_request"
-    assert decision.signal_input == PairingRequestReceived(
-        parcel_id="parcel-1",
-        server_endpoint_id="0server",
-        requester_endpoint_id=alice.endpoint_id,
-        requester_veraid_id=alice.veraid_id,
-        target_veraid_id=bob.veraid_id,
-        requester_id_key_b64=base64.b64encode(alice.id_key).decode(),
+    signal = signal_to_pair(
+        decision, LegacyContactPairing, "legacy-pairing", alice.veraid_id, bob.veraid_id
     )
+    key_b64 = base64.b64encode(alice.id_key).decode()
+    ids = alice.endpoint_id, alice.veraid_id, bob.veraid_id
+    # Unsigned: no SignatureBundle to forward.
+    assert signal == PairingRequestReceived("parcel-1", "0server", *ids, key_b64)
 
 
 def test_verified_account_request_is_signalled_to_its_workflow() -> None:
