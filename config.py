@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
+from contract.pairing import MAX_HISTORY_EVENTS
 from letro.account_names import (
     DEFAULT_DOMAINS_BY_LOCALE,
     DEFAULT_FALLBACK_DOMAIN,
@@ -32,7 +33,6 @@ from letro.account_names import (
     DEFAULT_RESERVED_WORDS,
 )
 from veraid import IANA_TRUST_ANCHORS, TrustAnchor
-from workflows.pairing import MAX_HISTORY_EVENTS
 
 T = TypeVar("T")
 

@@ -18,12 +18,16 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounts import AccountActivities, AccountSagaOptions
-from activities.connection_params import (
-    ConnectionParamsRetrieval as ConnectionParamsActivities,
+from activities.connection_params import ConnectionParamsActivities
+from activities.connection_params_clients import (
+    HttpsParamsFetcher,
+    make_fetch_client,
+    make_http_client,
+    make_resolver,
 )
-from activities.connection_params import make_fetch_client, make_http_client, make_resolver
-from activities.egress import Egress, EventSink, HttpBinarySink, PubSubSink
+from activities.egress import Egress, EventSink
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
+from activities.sinks import HttpBinarySink, PubSubSink
 from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
 from config import AccountSettings, ConfigError, Settings, Transport, load_settings
 from connections import connect_mongo, connect_temporal, database
@@ -48,7 +52,7 @@ WORKFLOWS = [
 # Our own packages hold no mutable module state and do no I/O at import, so the workflow
 # sandbox may share them instead of re-importing them (and rebuilding every dataclass) for
 # each new workflow run: profiled, that re-import was a fifth of the worker's CPU time.
-SANDBOX_PASSTHROUGH = ("workflows", "activities", "awala", "letro", "veraid")
+SANDBOX_PASSTHROUGH = ("workflows", "activities", "contract", "awala", "letro", "veraid")
 
 
 def tune_garbage_collector() -> None:
@@ -123,7 +127,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     fetch_http = make_fetch_client(settings.version, params_settings.ca_file)
     connection_params = ConnectionParamsActivities(
         make_resolver(params_settings.resolver, http),
-        fetch_http,
+        HttpsParamsFetcher(fetch_http),
         allow_private_addresses=params_settings.allow_private_addresses,
     )
     if params_settings.allow_private_addresses:

@@ -1,6 +1,13 @@
 """The account creation activities: naming the account, and each VeraId Authority call.
 
-Authority failures become Temporal errors the workflow can act on: transient ones are plain
+The Authority is reached through :class:`Authority`, implemented over HTTP by
+``activities.veraid_authority``. Every failure it reports is one of the
+:class:`AuthorityError` types below, so what to retry is decided from the type alone:
+:class:`AuthorityUnavailable` may succeed later (5xx, timeouts, connection errors),
+:class:`AuthorityRefused` and its subclasses will not (4xx), :class:`MemberNameTaken` is
+the 409 the account saga answers with a new name.
+
+Those failures become Temporal errors the workflow can act on: transient ones are plain
 (retryable) errors, 4xx answers are non-retryable with the exception's name as the type, so
 the workflow tells a taken name (``MemberNameTaken``) from a refusal.
 """
@@ -10,17 +17,19 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.veraid_authority import (
-    AuthorityClient,
-    AuthorityError,
-    AuthorityNotFound,
-    AuthorityRefused,
-    AuthorityUnavailable,
+from contract.accounts import (
+    AccountRequestToName,
+    AccountToCreate,
+    CreatedMember,
+    ImportedKey,
+    KeyToImport,
+    MemberToCreate,
 )
 from letro.account_names import NamingRules, domain_for_locale, sanitise_user_name
 
@@ -29,52 +38,64 @@ logger = structlog.get_logger(__name__)
 LETRO_SERVICE_OID = "1.3.6.1.4.1.58708.2.0"
 
 
+class AuthorityError(Exception):
+    """Base class of every VeraId Authority client error."""
+
+
+class AuthorityUnavailable(AuthorityError):
+    """The Authority could not be reached or failed on its side; retrying may succeed."""
+
+
+class AuthorityRefused(AuthorityError):
+    """The Authority answered 4xx: the same request will fail again."""
+
+    def __init__(self, status: int, problem: str | None, operation: str) -> None:
+        detail = f" ({problem})" if problem else ""
+        super().__init__(f"VeraId Authority refused to {operation}: HTTP {status}{detail}")
+        self.status = status
+        self.problem = problem
+
+
+class AuthorityUnauthorised(AuthorityRefused):
+    """401 or 403: our token is missing, expired or not allowed."""
+
+
+class AuthorityNotFound(AuthorityRefused):
+    """404: the organisation, member or key does not exist."""
+
+
+class MemberNameTaken(AuthorityRefused):
+    """409: another member of the organisation has that name."""
+
+
+class AuthorityInvalidResponse(AuthorityError):
+    """A 2xx answer that is not what the API documents."""
+
+
 @dataclass(frozen=True)
-class AccountRequestToName:
-    """What an account request, verified by the ingress, asks for."""
-
-    requested_user_name: str
-    locale: str
-    public_key_b64: str
-
-
-@dataclass(frozen=True)
-class AccountToCreate:
-    """A verified request and the name and domain the rules give it."""
-
-    requested_user_name: str
-    locale: str
-    public_key_b64: str
-    user_name: str
-    domain: str
-    # Saga settings from the worker's configuration, so the workflow needs none of its own.
-    name_attempts: int
-    authority_retry_seconds: float
-    dedup_window_seconds: float
-
-
-@dataclass(frozen=True)
-class MemberToCreate:
-    domain: str
-    user_name: str
-
-
-@dataclass(frozen=True)
-class CreatedMember:
+class MemberPaths:
     self_path: str
     public_keys_path: str
 
 
 @dataclass(frozen=True)
-class KeyToImport:
-    public_keys_path: str
-    public_key_b64: str
-    service_oid: str
-
-
-@dataclass(frozen=True)
-class ImportedKey:
+class PublicKeyPaths:
+    self_path: str
     bundle_path: str
+
+
+class Authority(Protocol):
+    """The VeraId Authority calls account creation makes; each raises an AuthorityError."""
+
+    async def create_member(self, organisation: str, name: str) -> MemberPaths: ...
+
+    async def import_public_key(
+        self, public_keys_path: str, public_key_der: bytes, service_oid: str
+    ) -> PublicKeyPaths: ...
+
+    async def get_member_bundle(self, bundle_path: str) -> bytes: ...
+
+    async def delete_member(self, member_path: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -95,11 +116,11 @@ def _temporal_error(error: AuthorityError) -> Exception:
 class AccountActivities:
     """One instance per worker, holding the Authority client and the naming rules."""
 
-    def __init__(self, authority: AuthorityClient | None, options: AccountSagaOptions) -> None:
+    def __init__(self, authority: Authority | None, options: AccountSagaOptions) -> None:
         self._authority = authority
         self._options = options
 
-    def _client(self) -> AuthorityClient:
+    def _client(self) -> Authority:
         if self._authority is None:
             raise ApplicationError(
                 "VAUTH_API_URL is not set: accounts cannot be created",

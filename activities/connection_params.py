@@ -1,4 +1,4 @@
-"""Finding an Awala Internet endpoint and fetching its connection parameters (DNS, HTTPS).
+"""Finding an Awala Internet endpoint and fetching its connection parameters: the activities.
 
 Two activities, each deciding between three outcomes:
 
@@ -16,6 +16,11 @@ records through the configured resolver, keeps the addresses ``awala.target_addr
 allows, and connects to those addresses themselves, with the target's name as TLS server
 name (SNI and certificate check) and ``Host`` header. What was checked is what is
 connected to, so a second, different DNS answer cannot steer the connection elsewhere.
+
+The activities make every decision; the I/O is behind two ports, :class:`Resolver` (a DNS
+query in, its response out) and :class:`ParamsFetcher` (one ``GET`` from one address),
+implemented in ``activities.connection_params_clients``, which report failures with the
+exception types below.
 """
 
 from __future__ import annotations
@@ -24,23 +29,17 @@ import asyncio
 import base64
 import ipaddress
 import random
-import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, Protocol
 
-import certifi
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
-import httpx
 import structlog
 from structlog.stdlib import BoundLogger
 from temporalio import activity
@@ -50,7 +49,13 @@ from awala.connection_params import CONNECTION_PARAMS_CONTENT_TYPE, parse_node_c
 from awala.errors import InvalidConnectionParams, InvalidTargetHost
 from awala.internet_address import SrvRecord, order_srv_records, pdc_srv_name
 from awala.target_addresses import IPAddress, parse_target_host, screen_addresses
-from config import DnsResolver, DohResolver
+from contract.connection_params import (
+    FetchedParams,
+    FetchRequest,
+    ResolvedEndpoint,
+    ResolveRequest,
+    ServiceTarget,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -60,51 +65,13 @@ TRANSIENT: Final = "TransientRetrievalFailure"
 # As the original server: each fetch of the parameters gets 3 s in all (here including the
 # look-up of the target's addresses).
 FETCH_TIMEOUT: Final = 3.0
-DNS_TIMEOUT: Final = 3.0
 # Targets tried per attempt, so an attempt fits its start-to-close timeout.
 MAX_TARGETS_PER_ATTEMPT: Final = 3
 # Real parameters are well under 2 KiB (an RSA and an EC public key); refuse anything huge.
 MAX_PARAMS_SIZE: Final = 64 * 1024
 # What EDNS(0) payload size to advertise: the DNS flag day 2020 value, avoiding fragmentation.
 _EDNS_PAYLOAD: Final = 1232
-_DOH_CONTENT_TYPE: Final = "application/dns-message"
-_PARAMS_PATH: Final = "/connection-params.der"
-
-
-@dataclass(frozen=True)
-class ResolveRequest:
-    ascii_domain_name: str
-
-
-@dataclass(frozen=True)
-class ServiceTarget:
-    host: str
-    port: int
-
-
-@dataclass(frozen=True)
-class ResolvedEndpoint:
-    """The PoHTTP servers of an Internet endpoint, in the order to try them (RFC 2782)."""
-
-    targets: list[ServiceTarget]
-
-
-@dataclass(frozen=True)
-class FetchRequest:
-    ascii_domain_name: str
-    targets: list[ServiceTarget]
-
-
-@dataclass(frozen=True)
-class FetchedParams:
-    """DER-encoded NodeConnectionParams that parsed, base64-encoded (see messages.py)."""
-
-    der_b64: str
-    host: str
-
-    @property
-    def der(self) -> bytes:
-        return base64.b64decode(self.der_b64)
+PARAMS_PATH: Final = "/connection-params.der"
 
 
 def misconfigured(reason: str) -> ApplicationError:
@@ -118,14 +85,6 @@ def transient(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=TRANSIENT)
 
 
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Certifi's CAs, plus those in ``ca_file`` (a private PKI, or a test CA)."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    if ca_file is not None:
-        context.load_verify_locations(cafile=str(ca_file))
-    return context
-
-
 class ResolverUnreachable(Exception):
     """The resolver did not answer, or answered something that is not a DNS response."""
 
@@ -134,92 +93,56 @@ class TargetUnresolvable(Exception):
     """A target's name has no A or AAAA record: like an unreachable server, try the next."""
 
 
+class ServerUnreachable(Exception):
+    """A PoHTTP server could not be connected to (TCP, TLS), or its answer not read."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind  # what the HTTP library called it: ConnectError, ReadTimeout...
+
+
 class Resolver(Protocol):
-    async def query(self, query: dns.message.Message) -> dns.message.QueryMessage: ...
-
-
-class PlainDnsClient:
-    """Plain DNS over UDP, retried over TCP when the answer is truncated."""
-
-    def __init__(self, settings: DnsResolver, *, timeout: float = DNS_TIMEOUT) -> None:
-        self._settings = settings
-        self._timeout = timeout
-
     async def query(self, query: dns.message.Message) -> dns.message.QueryMessage:
-        try:
-            response, _ = await dns.asyncquery.udp_with_fallback(
-                query, self._settings.host, timeout=self._timeout, port=self._settings.port
-            )
-        except (dns.exception.DNSException, OSError, EOFError) as error:
-            # Timeout, refused, or a reply that is not a response to our query.
-            raise ResolverUnreachable(f"{type(error).__name__}: {error}") from error
-        return _query_response(response)
+        """Raises: ResolverUnreachable."""
 
 
-class DohClient:
-    """DNS-over-HTTPS (RFC 8484, POST), over our own httpx client.
-
-    dnspython's DoH client needs the separate ``httpx2`` stack; a DoH query is a single
-    POST, so ours uses the TLS settings and timeouts of the parameters fetch (in a client
-    of its own, which keeps its connection to the resolver alive).
-    """
-
-    def __init__(self, url: str, client: httpx.AsyncClient, *, timeout: float = DNS_TIMEOUT):
-        self._url = url
-        self._client = client
-        self._timeout = timeout
-
-    async def query(self, query: dns.message.Message) -> dns.message.QueryMessage:
-        try:
-            async with asyncio.timeout(self._timeout):
-                response = await self._client.post(
-                    self._url,
-                    content=query.to_wire(),
-                    headers={"content-type": _DOH_CONTENT_TYPE, "accept": _DOH_CONTENT_TYPE},
-                )
-        except (httpx.HTTPError, TimeoutError) as error:
-            raise ResolverUnreachable(f"{type(error).__name__}: {error}") from error
-        if response.status_code != 200:
-            raise ResolverUnreachable(f"DoH resolver answered HTTP {response.status_code}")
-        try:
-            answer = dns.message.from_wire(response.content)
-        except dns.exception.DNSException as error:
-            raise ResolverUnreachable(f"DoH resolver sent a malformed message: {error}") from error
-        if not query.is_response(answer):
-            raise ResolverUnreachable("DoH resolver answered another query")
-        return _query_response(answer)
+@dataclass(frozen=True)
+class ParamsResponse:
+    status: int
+    content_type: str
+    body: bytes | None  # None: over the size limit; empty unless the status is 2xx
 
 
-def _query_response(message: dns.message.Message) -> dns.message.QueryMessage:
-    if not isinstance(message, dns.message.QueryMessage):  # e.g. an UPDATE opcode
-        raise ResolverUnreachable("The resolver's answer is not a query response")
-    return message
+class ParamsFetcher(Protocol):
+    async def get(
+        self, address: IPAddress, port: int, server_name: str | None, *, max_size: int
+    ) -> ParamsResponse:
+        """``GET`` :data:`PARAMS_PATH` from ``address`` itself, reading up to ``max_size``.
+
+        ``server_name``, if any, is the name the TLS certificate must be valid for, and
+        the ``Host``; without one, the certificate must be valid for the address.
+
+        Raises:
+            ServerUnreachable: if the server cannot be reached or its answer not read.
+        """
 
 
-def make_resolver(settings: DnsResolver | DohResolver, client: httpx.AsyncClient) -> Resolver:
-    if isinstance(settings, DnsResolver):
-        return PlainDnsClient(settings)
-    return DohClient(settings.url, client)
-
-
-class ConnectionParamsRetrieval:
+class ConnectionParamsActivities:
     """The activities of connection parameters retrieval; one instance per worker."""
 
     def __init__(
         self,
         resolver: Resolver,
-        client: httpx.AsyncClient,
+        fetcher: ParamsFetcher,
         *,
         allow_private_addresses: bool = False,
         rng: random.Random | None = None,
     ) -> None:
-        """``client`` fetches the parameters (see :func:`make_fetch_client`).
-
-        ``allow_private_addresses`` lets targets be at loopback, private and other
+        """``allow_private_addresses`` lets targets be at loopback, private and other
         internal addresses: for local development and tests, never in production.
         """
         self._resolver = resolver
-        self._client = client  # carries the TLS trust and the Letro-Server user agent
+        self._fetcher = fetcher
         self._allow_private = allow_private_addresses
         self._rng = rng or random.SystemRandom()
 
@@ -280,23 +203,22 @@ class ConnectionParamsRetrieval:
         failures: list[str] = []
         for target in request.targets[:MAX_TARGETS_PER_ATTEMPT]:
             log = logger.bind(internetAddress=request.ascii_domain_name, endpointHost=target.host)
-            url = f"https://{target.host}:{target.port}{_PARAMS_PATH}"
+            url = f"https://{target.host}:{target.port}{PARAMS_PATH}"
             try:
                 async with asyncio.timeout(FETCH_TIMEOUT):
                     server_name, addresses = await self._allowed_addresses(target, log)
-                    status, content_type, body = await self._get_from_any(
-                        addresses, target.port, server_name, log
-                    )
+                    response = await self._get_from_any(addresses, target.port, server_name, log)
             except (
-                httpx.HTTPError,
+                ServerUnreachable,
                 TimeoutError,
-                OSError,
+                OSError,  # from an adapter that let a socket error through
                 ResolverUnreachable,
                 TargetUnresolvable,
             ) as error:
                 log.warning("Failed to retrieve connection params", err=repr(error), url=url)
-                failures.append(f"{url}: {type(error).__name__}")
+                failures.append(f"{url}: {_failure_name(error)}")
                 continue
+            status, content_type, body = response.status, response.content_type, response.body
             if status >= 500:
                 log.warning(
                     "Failed to retrieve connection params due to server error", status=status
@@ -410,41 +332,16 @@ class ConnectionParamsRetrieval:
         port: int,
         server_name: str | None,
         log: BoundLogger,
-    ) -> tuple[int, str, bytes | None]:
+    ) -> ParamsResponse:
         """``GET`` the parameters from the first of ``addresses`` that can be reached."""
-        error: httpx.HTTPError | OSError | None = None
+        error: ServerUnreachable | None = None
         for address in addresses:
-            url = httpx.URL(scheme="https", host=str(address), port=port, path=_PARAMS_PATH)
             try:
-                return await self._get(url, server_name)
-            except (httpx.HTTPError, OSError) as failure:
+                return await self._fetcher.get(address, port, server_name, max_size=MAX_PARAMS_SIZE)
+            except ServerUnreachable as failure:
                 log.debug("Failed to reach connection params server", address=str(address))
                 error = failure
         raise error or TargetUnresolvable("no address to connect to")
-
-    async def _get(self, url: httpx.URL, server_name: str | None) -> tuple[int, str, bytes | None]:
-        """Status, content type and body (None if over the size limit) of ``GET url``.
-
-        ``url`` has an IP address as host; ``server_name``, if any, is the name the TLS
-        certificate must be valid for (httpcore's ``sni_hostname``), and the ``Host``.
-        """
-        headers: dict[str, str] = {}
-        extensions: dict[str, str] = {}
-        if server_name is not None:
-            headers["host"] = server_name if url.port is None else f"{server_name}:{url.port}"
-            extensions["sni_hostname"] = server_name
-        async with self._client.stream(
-            "GET", url, headers=headers, extensions=extensions
-        ) as response:
-            content_type = response.headers.get("content-type", "")
-            if not 200 <= response.status_code < 300:
-                return response.status_code, content_type, b""
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_PARAMS_SIZE:
-                    return response.status_code, content_type, None
-            return response.status_code, content_type, bytes(body)
 
 
 def _media_type(content_type: str) -> str:
@@ -453,30 +350,7 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def make_http_client(version: str, ca_file: Path | None) -> httpx.AsyncClient:
-    """The client for DoH queries: our user agent, our trust store."""
-    return httpx.AsyncClient(
-        verify=tls_context(ca_file),
-        headers={"user-agent": f"Letro-Server/{version}"},
-        timeout=httpx.Timeout(FETCH_TIMEOUT),
-        follow_redirects=False,
-    )
-
-
-def make_fetch_client(version: str, ca_file: Path | None) -> httpx.AsyncClient:
-    """The client for parameter fetches, which connect to checked IP addresses.
-
-    It keeps no connection alive: httpcore pools a connection by its address, not by the
-    TLS server name its certificate was checked for, so a fetch for another name at the
-    same address would reuse it unchecked. And it ignores the environment's proxy
-    settings, so a fetch goes straight to the address that was checked. Redirects are not
-    followed (a 3xx is a misconfigured endpoint).
-    """
-    return httpx.AsyncClient(
-        verify=tls_context(ca_file),
-        headers={"user-agent": f"Letro-Server/{version}"},
-        timeout=httpx.Timeout(FETCH_TIMEOUT),
-        limits=httpx.Limits(max_keepalive_connections=0),
-        follow_redirects=False,
-        trust_env=False,
-    )
+def _failure_name(error: Exception) -> str:
+    # An unreachable server is named as the HTTP library named its failure (ConnectError,
+    # ReadTimeout...), which says more to an operator than our wrapper's name.
+    return error.kind if isinstance(error, ServerUnreachable) else type(error).__name__

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 from temporalio import activity
 
-from activities.messages import PairingRequestsToDelete, PendingPairingRequest
+from contract.pairing import PairingRequestsToDelete, PendingPairingRequest
 
 logger = structlog.get_logger(__name__)
 

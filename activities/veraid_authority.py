@@ -1,9 +1,7 @@
-"""A client for the VeraId Authority's HTTP API: the calls account creation makes.
+"""A client for the VeraId Authority's HTTP API: the ``accounts.Authority`` the activities use.
 
-Every failure maps to one exception type, so callers decide what to retry from the type
-alone: :class:`AuthorityUnavailable` may succeed later (5xx, timeouts, connection errors),
-:class:`AuthorityRefused` and its subclasses will not (4xx), :class:`MemberNameTaken` is the
-409 the account saga answers with a new name.
+Every failure, httpx's included, becomes one of the ``accounts.AuthorityError`` types, so
+the activities decide what to retry without knowing HTTP.
 """
 
 from __future__ import annotations
@@ -16,44 +14,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from activities import accounts
+
 USER_AGENT = "Letro server (https://github.com/relaycorp/letro-server)"
 _MEMBER_BUNDLE_TYPE = "application/vnd.veraid.member-bundle"
 # Google ID tokens live an hour; refresh well before, as the original server did.
 _ID_TOKEN_LIFETIME_SECONDS = 15 * 60
-
-
-class AuthorityError(Exception):
-    """Base class of every VeraId Authority client error."""
-
-
-class AuthorityUnavailable(AuthorityError):
-    """The Authority could not be reached or failed on its side; retrying may succeed."""
-
-
-class AuthorityRefused(AuthorityError):
-    """The Authority answered 4xx: the same request will fail again."""
-
-    def __init__(self, status: int, problem: str | None, operation: str) -> None:
-        detail = f" ({problem})" if problem else ""
-        super().__init__(f"VeraId Authority refused to {operation}: HTTP {status}{detail}")
-        self.status = status
-        self.problem = problem
-
-
-class AuthorityUnauthorised(AuthorityRefused):
-    """401 or 403: our token is missing, expired or not allowed."""
-
-
-class AuthorityNotFound(AuthorityRefused):
-    """404: the organisation, member or key does not exist."""
-
-
-class MemberNameTaken(AuthorityRefused):
-    """409: another member of the organisation has that name."""
-
-
-class AuthorityInvalidResponse(AuthorityError):
-    """A 2xx answer that is not what the API documents."""
 
 
 class TokenSource(Protocol):
@@ -85,7 +51,9 @@ class GoogleIdToken:
             try:
                 value = await asyncio.to_thread(self._fetch)
             except Exception as error:  # google-auth raises several unrelated types
-                raise AuthorityUnavailable(f"Could not get a Google ID token: {error}") from error
+                raise accounts.AuthorityUnavailable(
+                    f"Could not get a Google ID token: {error}"
+                ) from error
             self._cached = (value, time.monotonic() + _ID_TOKEN_LIFETIME_SECONDS)
             return value
 
@@ -101,19 +69,9 @@ class GoogleIdToken:
         return token
 
 
-@dataclass(frozen=True)
-class MemberPaths:
-    self_path: str
-    public_keys_path: str
-
-
-@dataclass(frozen=True)
-class PublicKeyPaths:
-    self_path: str
-    bundle_path: str
-
-
 class AuthorityClient:
+    """The Authority over HTTP, with a bearer token from ``tokens`` on every call."""
+
     def __init__(
         self,
         base_url: str,
@@ -131,30 +89,30 @@ class AuthorityClient:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def create_member(self, organisation: str, name: str) -> MemberPaths:
+    async def create_member(self, organisation: str, name: str) -> accounts.MemberPaths:
         body = await self._json(
             "POST",
             f"/orgs/{organisation}/members",
             {"name": name, "role": "REGULAR"},
             operation="create member",
         )
-        return MemberPaths(_path(body, "self"), _path(body, "publicKeys"))
+        return accounts.MemberPaths(_path(body, "self"), _path(body, "publicKeys"))
 
     async def import_public_key(
         self, public_keys_path: str, public_key_der: bytes, service_oid: str
-    ) -> PublicKeyPaths:
+    ) -> accounts.PublicKeyPaths:
         body = await self._json(
             "POST",
             public_keys_path,
             {"publicKey": base64.b64encode(public_key_der).decode(), "serviceOid": service_oid},
             operation="import public key",
         )
-        return PublicKeyPaths(_path(body, "self"), _path(body, "bundle"))
+        return accounts.PublicKeyPaths(_path(body, "self"), _path(body, "bundle"))
 
     async def get_member_bundle(self, bundle_path: str) -> bytes:
         response = await self._send("GET", bundle_path, None, operation="get member bundle")
         if not response.headers.get("content-type", "").startswith(_MEMBER_BUNDLE_TYPE):
-            raise AuthorityInvalidResponse(
+            raise accounts.AuthorityInvalidResponse(
                 f"Member bundle came as {response.headers.get('content-type')!r}"
             )
         return response.content
@@ -167,47 +125,53 @@ class AuthorityClient:
     ) -> dict[str, Any]:
         response = await self._send(method, path, body, operation=operation)
         if not response.headers.get("content-type", "").startswith("application/json"):
-            raise AuthorityInvalidResponse(f"{operation}: answer is not JSON")
+            raise accounts.AuthorityInvalidResponse(f"{operation}: answer is not JSON")
         try:
             decoded = response.json()
         except ValueError as error:
-            raise AuthorityInvalidResponse(f"{operation}: malformed JSON ({error})") from None
+            raise accounts.AuthorityInvalidResponse(
+                f"{operation}: malformed JSON ({error})"
+            ) from None
         if not isinstance(decoded, dict):
-            raise AuthorityInvalidResponse(f"{operation}: answer is not a JSON object")
+            raise accounts.AuthorityInvalidResponse(f"{operation}: answer is not a JSON object")
         return decoded
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, *, operation: str
     ) -> httpx.Response:
         if not path.startswith("/"):
-            raise AuthorityInvalidResponse(f"{operation}: {path!r} is not an absolute path")
+            raise accounts.AuthorityInvalidResponse(
+                f"{operation}: {path!r} is not an absolute path"
+            )
         headers = {"Authorization": f"Bearer {await self._tokens.token()}"}
         try:
             response = await self._client.request(
                 method, self._base_url + path, json=body, headers=headers
             )
         except httpx.HTTPError as error:  # timeouts, refused connections, broken responses
-            raise AuthorityUnavailable(f"{operation}: {type(error).__name__}: {error}") from error
+            raise accounts.AuthorityUnavailable(
+                f"{operation}: {type(error).__name__}: {error}"
+            ) from error
         status = response.status_code
         if status < 300:
             return response
         if status >= 500 or status in (408, 429):
-            raise AuthorityUnavailable(f"{operation}: HTTP {status}")
+            raise accounts.AuthorityUnavailable(f"{operation}: HTTP {status}")
         problem = _problem_type(response)
-        error_type: type[AuthorityRefused] = AuthorityRefused
+        error_type: type[accounts.AuthorityRefused] = accounts.AuthorityRefused
         if status in (401, 403):
-            error_type = AuthorityUnauthorised
+            error_type = accounts.AuthorityUnauthorised
         elif status == 404:
-            error_type = AuthorityNotFound
+            error_type = accounts.AuthorityNotFound
         elif status == 409:
-            error_type = MemberNameTaken
+            error_type = accounts.MemberNameTaken
         raise error_type(status, problem, operation)
 
 
 def _path(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.startswith("/"):
-        raise AuthorityInvalidResponse(f"Field {key!r} is missing or not a path")
+        raise accounts.AuthorityInvalidResponse(f"Field {key!r} is missing or not a path")
     return value
 
 

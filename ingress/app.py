@@ -31,6 +31,7 @@ from connections import connect_mongo, connect_temporal
 from ingress.push_auth import push_authentication
 from ingress.routing import (
     ContentTooLarge,
+    HandOver,
     Ignore,
     RoutingOptions,
     SignalWithStart,
@@ -153,20 +154,20 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     return app
 
 
-async def _hand_over(
-    client: Client, decision: SignalWithStart | StartOnce, task_queue: str
-) -> None:
+async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> None:
     if isinstance(decision, SignalWithStart):
         await client.start_workflow(
             decision.workflow,
             decision.start_input,
             id=decision.workflow_id,
             task_queue=task_queue,
-            start_signal=decision.signal,
+            start_signal=decision.signal_name,
             start_signal_args=[decision.signal_input],
             rpc_timeout=TEMPORAL_RPC_TIMEOUT,
         )
         return
+    if not isinstance(decision, StartOnce):
+        raise TypeError(f"Unknown hand-over decision: {type(decision).__name__}")  # a bug
     # Running: USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE makes it
     # fail with WorkflowAlreadyStartedError (until the namespace's retention drops it).
     await client.start_workflow(

@@ -5,6 +5,9 @@ any workflow is started or signalled. Signatures are verified (VeraId SignatureB
 account requests, delivery authorisations), and each content type has a size cap, so the
 work per message is bounded whatever its bytes. Workflow inputs and signals carry only what
 the checks established. Routing does no I/O: it returns what to do, and the web layer does it.
+
+A decision names its workflow by the workflow's own run and signal methods, and carries the
+``contract`` dataclasses they take, so mypy checks every input that crosses into Temporal.
 """
 
 from __future__ import annotations
@@ -13,14 +16,25 @@ import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from temporalio.types import MethodAsyncSingleParam
 
 import veraid
-from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.private_endpoint_conn_params import (
     InvalidPrivateEndpointConnParams,
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
+from contract.accounts import AccountCreationInput, AccountRequestReceived
+from contract.connection_params import ConnectionParamsInput
+from contract.messages import Forwarding
+from contract.pairing import (
+    MAX_HISTORY_EVENTS,
+    ContactPairingRefusalToSend,
+    PairingInput,
+    PairingRequestReceived,
+)
 from letro.account_messages import parse_account_request, verify_account_request
 from letro.connection_params import parse_connection_params_request
 from letro.contact_pairing import (
@@ -46,31 +60,18 @@ from letro.errors import (
     MalformedPairingRequest,
 )
 from letro.legacy_pairing import parse_pairing_request
-from workflows import forwarding
-from workflows.account_creation import SIGNAL_NAME as ACCOUNT_REQUEST_SIGNAL
-from workflows.account_creation import (
-    AccountCreation,
-    AccountCreationInput,
-    AccountRequestReceived,
+from workflows import (
+    account_creation,
+    connection_params,
+    forwarding,
+    legacy_pairing,
+    veraid_pairing,
 )
-from workflows.account_creation import workflow_id_for as account_workflow_id_for
-from workflows.connection_params import ConnectionParamsInput, ConnectionParamsRetrieval
-from workflows.connection_params import workflow_id_for as connection_params_workflow_id
-from workflows.forwarding import Forwarding, ForwardServiceMessage
-from workflows.legacy_pairing import (
-    LegacyContactPairing,
-    LegacyPairingInput,
-    LegacyPairingRequestReceived,
-    workflow_id_for,
-)
-from workflows.pairing import MAX_HISTORY_EVENTS, PairingInput
-from workflows.pairing import SIGNAL_NAME as PAIRING_SIGNAL
-from workflows.veraid_pairing import (
-    ContactPairingRefusal,
-    VeraidContactPairing,
-    refusal_workflow_id,
-)
-from workflows.veraid_pairing import workflow_id_for as veraid_pairing_workflow_id
+from workflows.account_creation import AccountCreation
+from workflows.connection_params import ConnectionParamsRetrieval
+from workflows.forwarding import ForwardServiceMessage
+from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
 
 
 @dataclass(frozen=True)
@@ -85,29 +86,57 @@ class RoutingOptions:
     pairing_history_events: int = MAX_HISTORY_EVENTS
 
 
-@dataclass(frozen=True)
-class SignalWithStart:
-    """Signal workflow ``workflow_id``, starting it with ``start_input`` if it is not running."""
+WorkflowT = TypeVar("WorkflowT")
+InputT = TypeVar("InputT")
+SignalT = TypeVar("SignalT")
 
-    workflow: str
+
+class HandOver:
+    """A decision to hand the message to Temporal: :class:`SignalWithStart` or :class:`StartOnce`.
+
+    Not generic, on purpose: a handler declared to return a ``HandOver`` gives mypy no type
+    arguments to assume, so it infers them from the workflow's methods and checks the inputs
+    against those (given ``SignalWithStart[Any, Any, Any]`` it would accept any input).
+    """
+
     workflow_id: str
-    start_input: object
-    signal: str
-    signal_input: object
+    log_fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SignalWithStart(HandOver, Generic[WorkflowT, InputT, SignalT]):
+    """Signal workflow ``workflow_id``, starting it with ``start_input`` if it is not running.
+
+    ``workflow`` is the workflow's ``@workflow.run`` method and ``signal`` its signal
+    method, so mypy checks both inputs against what the workflow declares it takes.
+    """
+
+    workflow: MethodAsyncSingleParam[WorkflowT, InputT, Any]
+    workflow_id: str
+    start_input: InputT
+    signal: Callable[[WorkflowT, SignalT], None]
+    signal_input: SignalT
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def signal_name(self) -> str:
+        # The SDK names a signal after its method when not told otherwise, and our signal
+        # methods are named after their signals (``pairing_request``...): the method is the
+        # one home of the name, which the client needs as a string for signal-with-start.
+        return self.signal.__name__
+
 
 @dataclass(frozen=True)
-class StartOnce:
+class StartOnce(HandOver, Generic[InputT]):
     """Start workflow ``workflow_id``; if it already exists or existed, do nothing.
 
     For one-shot workflows whose id is derived from the parcel: a redelivered message
-    finds its workflow and has no second effect.
+    finds its workflow and has no second effect. ``workflow`` is its run method.
     """
 
-    workflow: str
+    workflow: MethodAsyncSingleParam[Any, InputT, Any]
     workflow_id: str
-    start_input: object
+    start_input: InputT
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -119,7 +148,7 @@ class Ignore:
     log_fields: Mapping[str, str] = field(default_factory=dict)
 
 
-Decision = SignalWithStart | StartOnce | Ignore
+Decision = HandOver | Ignore
 
 
 class UnsupportedContentType(Exception):
@@ -143,17 +172,19 @@ def _legacy_pairing_request(
         request = parse_pairing_request(message.content)
     except MalformedPairingRequest as error:
         return Ignore("Refused malformed legacy pairing request", {"reason": str(error)})
-    workflow_id = workflow_id_for(request.requester_veraid_id, request.target_veraid_id)
+    workflow_id = legacy_pairing.workflow_id_for(
+        request.requester_veraid_id, request.target_veraid_id
+    )
     return SignalWithStart(
-        workflow=LegacyContactPairing.__name__,
+        workflow=LegacyContactPairing.run,
         workflow_id=workflow_id,
-        start_input=LegacyPairingInput(
+        start_input=PairingInput(
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
         ),
-        signal=PAIRING_SIGNAL,
-        signal_input=LegacyPairingRequestReceived(
+        signal=LegacyContactPairing.pairing_request,
+        signal_input=PairingRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
             requester_endpoint_id=message.sender_id,
@@ -176,8 +207,8 @@ def _connection_params_request(
     except MalformedConnectionParamsRequest as error:
         return Ignore("Refused malformed connection params request", {"reason": str(error)})
     return StartOnce(
-        workflow=ConnectionParamsRetrieval.__name__,
-        workflow_id=connection_params_workflow_id(message.sender_id, message.parcel_id),
+        workflow=ConnectionParamsRetrieval.run,
+        workflow_id=connection_params.workflow_id_for(message.sender_id, message.parcel_id),
         start_input=ConnectionParamsInput(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
@@ -206,8 +237,8 @@ def _contact_pairing_request(
         )
     if isinstance(verdict, PairingRefusal):
         return StartOnce(
-            workflow=ContactPairingRefusal.__name__,
-            workflow_id=refusal_workflow_id(message.sender_id, message.parcel_id),
+            workflow=ContactPairingRefusal.run,
+            workflow_id=veraid_pairing.refusal_workflow_id(message.sender_id, message.parcel_id),
             start_input=ContactPairingRefusalToSend(
                 parcel_id=message.parcel_id,
                 sender_endpoint_id=message.sender_id,
@@ -225,14 +256,14 @@ def _signal_verified_pair(
 ) -> Decision:
     requester, target = request.requester_veraid_id, request.target_veraid_id
     return SignalWithStart(
-        workflow=VeraidContactPairing.__name__,
-        workflow_id=veraid_pairing_workflow_id(requester, target),
+        workflow=VeraidContactPairing.run,
+        workflow_id=veraid_pairing.workflow_id_for(requester, target),
         start_input=PairingInput(
             veraid_ids=sorted((requester, target)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
         ),
-        signal=PAIRING_SIGNAL,
+        signal=VeraidContactPairing.pairing_request,
         signal_input=PairingRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
@@ -258,10 +289,10 @@ def _account_request(
             {"reason": str(error), "err": type(error).__name__},
         )
     return SignalWithStart(
-        workflow=AccountCreation.__name__,
-        workflow_id=account_workflow_id_for(message.sender_id, message.content),
+        workflow=AccountCreation.run,
+        workflow_id=account_creation.workflow_id_for(message.sender_id, message.content),
         start_input=AccountCreationInput(),
-        signal=ACCOUNT_REQUEST_SIGNAL,
+        signal=AccountCreation.account_request,
         signal_input=AccountRequestReceived(
             parcel_id=message.parcel_id,
             server_endpoint_id=message.recipient_id,
@@ -292,7 +323,7 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
     else:
         content_type, content = message.content_type, message.content
     return StartOnce(
-        workflow=ForwardServiceMessage.__name__,
+        workflow=ForwardServiceMessage.run,
         workflow_id=forwarding.workflow_id_for(message.sender_id, message.parcel_id),
         start_input=Forwarding(
             server_endpoint_id=message.recipient_id,

@@ -20,17 +20,18 @@ from activities.connection_params import (
     FETCH_TIMEOUT,
     MISCONFIGURED,
     TRANSIENT,
-    ConnectionParamsRetrieval,
-    DohClient,
-    FetchRequest,
-    PlainDnsClient,
+    ConnectionParamsActivities,
     Resolver,
-    ResolveRequest,
-    ServiceTarget,
+)
+from activities.connection_params_clients import (
+    DohClient,
+    HttpsParamsFetcher,
+    PlainDnsClient,
     make_fetch_client,
     make_http_client,
 )
 from config import DnsResolver
+from contract.connection_params import FetchRequest, ResolveRequest, ServiceTarget
 from infra.services import free_port
 from tests.conftest import ConnectionParamsServers
 from tests.connparams_servers import Failure, Scenario, Srv, SrvAnswer
@@ -83,7 +84,9 @@ async def test_resolution_orders_the_records(
         _srv_name(domain),
         SrvAnswer((Srv(2000, "backup.example.", priority=20), Srv(1000, "Main.Example."))),
     )
-    activities = ConnectionParamsRetrieval(_resolver(transport, servers, http), http)
+    activities = ConnectionParamsActivities(
+        _resolver(transport, servers, http), HttpsParamsFetcher(http)
+    )
 
     resolved = await activities.resolve(ResolveRequest(domain))
 
@@ -118,7 +121,9 @@ async def test_misconfigured_dns(
     servers = connection_params_servers
     domain = _domain()
     servers.dns.set(_srv_name(domain), behaviour)
-    activities = ConnectionParamsRetrieval(_resolver(transport, servers, http), http)
+    activities = ConnectionParamsActivities(
+        _resolver(transport, servers, http), HttpsParamsFetcher(http)
+    )
 
     with pytest.raises(ApplicationError, match=reason) as error:
         await activities.resolve(ResolveRequest(domain))
@@ -135,7 +140,9 @@ async def test_silent_resolver_is_transient(
     servers = connection_params_servers
     domain = _domain()
     servers.dns.set(_srv_name(domain), Failure.SILENCE)
-    activities = ConnectionParamsRetrieval(_resolver(transport, servers, http), http)
+    activities = ConnectionParamsActivities(
+        _resolver(transport, servers, http), HttpsParamsFetcher(http)
+    )
 
     with pytest.raises(ApplicationError, match="DNS resolver unreachable") as error:
         await activities.resolve(ResolveRequest(domain))
@@ -152,7 +159,7 @@ async def test_resolver_not_listening_is_transient(transport: str, http: httpx.A
         if transport == "dns"
         else DohClient(f"https://localhost:{port}/dns-query", http, timeout=SHORT_DNS_TIMEOUT)
     )
-    activities = ConnectionParamsRetrieval(resolver, http)
+    activities = ConnectionParamsActivities(resolver, HttpsParamsFetcher(http))
 
     with pytest.raises(ApplicationError, match="DNS resolver unreachable") as error:
         await activities.resolve(ResolveRequest(_domain()))
@@ -163,7 +170,7 @@ async def test_doh_resolver_error_is_transient(
     connection_params_servers: ConnectionParamsServers, http: httpx.AsyncClient
 ) -> None:
     url = f"https://localhost:{connection_params_servers.port(Scenario.DOH_BROKEN)}/dns-query"
-    activities = ConnectionParamsRetrieval(DohClient(url, http), http)
+    activities = ConnectionParamsActivities(DohClient(url, http), HttpsParamsFetcher(http))
 
     with pytest.raises(ApplicationError, match="HTTP 500") as error:
         await activities.resolve(ResolveRequest(_domain()))
@@ -176,7 +183,9 @@ async def test_truncated_udp_answer_is_retried_over_tcp(
     servers = connection_params_servers
     domain = _domain()
     servers.dns.set(_srv_name(domain), SrvAnswer((Srv(443),), truncate_over_udp=True))
-    activities = ConnectionParamsRetrieval(_resolver("dns", servers, http), http)
+    activities = ConnectionParamsActivities(
+        _resolver("dns", servers, http), HttpsParamsFetcher(http)
+    )
 
     resolved = await activities.resolve(ResolveRequest(domain))
 
@@ -194,8 +203,8 @@ async def test_equal_priorities_are_drawn_by_weight(
         _srv_name(domain),
         SrvAnswer((Srv(1, "light.example.", weight=1), Srv(2, "heavy.example.", weight=9))),
     )
-    activities = ConnectionParamsRetrieval(
-        _resolver("dns", servers, http), http, rng=random.Random(5)
+    activities = ConnectionParamsActivities(
+        _resolver("dns", servers, http), HttpsParamsFetcher(http), rng=random.Random(5)
     )
     firsts = [(await activities.resolve(ResolveRequest(domain))).targets[0].host for _ in range(60)]
     assert 40 <= firsts.count("heavy.example") < 60  # expected 54
@@ -215,10 +224,12 @@ async def fetch_http(
 
 def _fetcher(
     servers: ConnectionParamsServers, http: httpx.AsyncClient, fetch_http: httpx.AsyncClient
-) -> ConnectionParamsRetrieval:
+) -> ConnectionParamsActivities:
     """The activities as the test deployments run them: the test servers are on loopback."""
-    return ConnectionParamsRetrieval(
-        _resolver("dns", servers, http), fetch_http, allow_private_addresses=True
+    return ConnectionParamsActivities(
+        _resolver("dns", servers, http),
+        HttpsParamsFetcher(fetch_http),
+        allow_private_addresses=True,
     )
 
 
@@ -323,8 +334,10 @@ async def test_untrusted_certificate_is_a_connection_error(
 ) -> None:
     servers = connection_params_servers
     async with make_fetch_client("test", ca_file=None) as untrusting:
-        activities = ConnectionParamsRetrieval(
-            _resolver("dns", servers, untrusting), untrusting, allow_private_addresses=True
+        activities = ConnectionParamsActivities(
+            _resolver("dns", servers, untrusting),
+            HttpsParamsFetcher(untrusting),
+            allow_private_addresses=True,
         )
         with pytest.raises(ApplicationError, match="ConnectError") as error:
             await activities.fetch(_fetch_request(servers, Scenario.GOOD))

@@ -15,16 +15,14 @@ import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.connection_params import (
-    MISCONFIGURED,
-    TRANSIENT,
-    ConnectionParamsRetrieval,
-    FetchRequest,
+from activities.connection_params import MISCONFIGURED, TRANSIENT, ConnectionParamsActivities
+from activities.connection_params_clients import (
+    HttpsParamsFetcher,
     PlainDnsClient,
-    ServiceTarget,
     make_fetch_client,
 )
 from config import DnsResolver
+from contract.connection_params import FetchRequest, ServiceTarget
 from tests.conftest import ConnectionParamsServers
 from tests.connparams_servers import (
     PARAMS_CONTENT_TYPE,
@@ -60,9 +58,11 @@ def _must_not_be_called(request: httpx.Request) -> httpx.Response:
 
 def _activities(
     servers: ConnectionParamsServers, client: httpx.AsyncClient, *, allow_private: bool = False
-) -> ConnectionParamsRetrieval:
+) -> ConnectionParamsActivities:
     resolver = PlainDnsClient(DnsResolver("127.0.0.1", servers.dns.port), timeout=1)
-    return ConnectionParamsRetrieval(resolver, client, allow_private_addresses=allow_private)
+    return ConnectionParamsActivities(
+        resolver, HttpsParamsFetcher(client), allow_private_addresses=allow_private
+    )
 
 
 def _name(prefix: str) -> str:

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from contract.connection_params import ConnectionParamsOutcome
 from infra.sink import ReceivedEvent
 from letro.content_types import (
     CONNECTION_PARAMS,
@@ -47,7 +48,6 @@ from tests.connparams_servers import (
 )
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from workflows.connection_params import (
-    ConnectionParamsOutcome,
     ConnectionParamsRetrieval,
     workflow_id_for,
 )

@@ -1,6 +1,7 @@
-"""The HTTP sink of the egress against a real HTTP server: what it sends, and how it
-classifies the sink's answers for Temporal's retries."""
+"""The HTTP sink of the egress against a real HTTP server: what it sends, how it classifies
+the sink's answers, and how the egress activity turns them into Temporal's retries."""
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -9,9 +10,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
-from activities.egress import HttpBinarySink
+from activities.egress import Egress, SinkRejectedEvent, SinkUnavailable
+from activities.sinks import HttpBinarySink
 from awala.service_messages import OUTGOING_SERVICE_MESSAGE_TYPE, OutgoingServiceMessage
+from contract.messages import OutgoingMessage
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MESSAGE = OutgoingServiceMessage(
@@ -22,6 +26,16 @@ MESSAGE = OutgoingServiceMessage(
     content=b"\x00\x01binary\xff",
     creation_time=NOW,
     expiry_time=NOW + timedelta(days=90),
+)
+# The same message as a workflow hands it to the egress activity.
+OUTGOING = OutgoingMessage(
+    event_id=MESSAGE.event_id,
+    sender_endpoint_id=MESSAGE.sender_id,
+    recipient_endpoint_id=MESSAGE.recipient_id,
+    content_type=MESSAGE.content_type,
+    content_b64=base64.b64encode(MESSAGE.content).decode(),
+    creation_time=NOW,
+    expiry_time=MESSAGE.expiry_time,
 )
 
 
@@ -60,13 +74,18 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-async def test_posts_the_event_in_binary_mode(server: Server) -> None:
+@pytest.fixture
+async def sink(server: Server) -> AsyncIterator[HttpBinarySink]:
     sink = HttpBinarySink(server.url)
     try:
-        await sink.send(MESSAGE)
-        await sink.send(MESSAGE)  # a second send reuses the session
+        yield sink
     finally:
         await sink.close()
+
+
+async def test_posts_the_event_in_binary_mode(server: Server, sink: HttpBinarySink) -> None:
+    await sink.send(MESSAGE)
+    await sink.send(MESSAGE)  # a second send reuses the session
 
     assert len(server.received) == 2
     headers, body = server.received[0]
@@ -78,30 +97,51 @@ async def test_posts_the_event_in_binary_mode(server: Server) -> None:
     assert headers["Content-Type"] == "application/vnd.example"
 
 
+async def test_the_egress_activity_sends_the_workflow_s_message(
+    server: Server, sink: HttpBinarySink
+) -> None:
+    await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
+
+    [(headers, body)] = server.received
+    assert body == MESSAGE.content == OUTGOING.content
+    assert (headers["ce-id"], headers["ce-source"], headers["ce-subject"]) == (
+        "event-1",
+        "0server",
+        "0peer",
+    )
+
+
 # A refused event is final; anything else (a redirect, which is not followed, included)
 # may succeed later, so Temporal retries it.
-REFUSED = ("SinkRejectedEvent", True)
-RETRIED = ("SinkUnavailable", False)
+REFUSED = (SinkRejectedEvent, True)
+RETRIED = (SinkUnavailable, False)
+STATUSES = [
+    *((status, REFUSED) for status in (400, 404, 413)),
+    *((status, RETRIED) for status in (302, 408, 429, 500, 503)),
+]
 
 
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        *((status, REFUSED) for status in (400, 404, 413)),
-        *((status, RETRIED) for status in (302, 408, 429, 500, 503)),
-    ],
-)
-async def test_failures_are_classified_for_retries(
-    server: Server, status: int, expected: tuple[str, bool]
+@pytest.mark.parametrize(("status", "expected"), STATUSES)
+async def test_failures_are_classified_by_the_sink(
+    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
 ) -> None:
     server.status = status
-    sink = HttpBinarySink(server.url)
-    try:
-        with pytest.raises(ApplicationError) as raised:
-            await sink.send(MESSAGE)
-    finally:
-        await sink.close()
-    assert (raised.value.type, raised.value.non_retryable) == expected
+    with pytest.raises(expected[0], match=f"HTTP {status} to event event-1"):
+        await sink.send(MESSAGE)
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), STATUSES)
+async def test_failures_become_temporal_errors_for_retries(
+    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
+) -> None:
+    server.status = status
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
+    error_type, non_retryable = expected
+    assert (raised.value.type, raised.value.non_retryable) == (error_type.__name__, non_retryable)
+    assert raised.value.message == f"Sink answered HTTP {status} to event event-1"
+    assert raised.value.__cause__ is None  # as before the split: no chained cause
     assert len(server.received) == 1
 
 

@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from contract.pairing import PairingStatus
 from infra.agents import VeraidAgent, VeraidOrg, make_org, new_agent, new_veraid_agent
 from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pairing_failure
 from letro.content_types import (
@@ -29,7 +30,6 @@ from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import binary_event_headers
 from tests.test_pairing_fuzz import mutate
 from workflows.legacy_pairing import workflow_id_for as legacy_workflow_id
-from workflows.pairing import PairingStatus
 from workflows.veraid_pairing import workflow_id_for
 
 pytestmark = pytest.mark.integration

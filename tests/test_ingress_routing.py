@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from awala.service_messages import IncomingServiceMessage
+from contract.connection_params import ConnectionParamsInput
 from ingress.routing import Ignore, RoutingOptions, StartOnce, route
 from letro.content_types import CONNECTION_PARAMS_REQUEST
-from workflows.connection_params import ConnectionParamsInput
+from workflows.connection_params import ConnectionParamsRetrieval
 
 OPTIONS = RoutingOptions(
     pairing_request_ttl=timedelta(days=90), connection_params_retry_window=timedelta(seconds=42)
@@ -34,7 +35,7 @@ def test_valid_request_starts_one_workflow_per_parcel() -> None:
     decision = route(_message("Bücher.Example".encode()), OPTIONS, NOW)
 
     assert decision == StartOnce(
-        workflow="ConnectionParamsRetrieval",
+        workflow=ConnectionParamsRetrieval.run,
         workflow_id=f"connection-params:{SENDER}:parcel-1",
         start_input=ConnectionParamsInput(
             parcel_id="parcel-1",

@@ -18,11 +18,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
+from contract.pairing import PairingStatus
 from infra.agents import Agent, new_agent
 from letro.content_types import PAIRING_MATCH_TMP, PAIRING_REQUEST_TMP
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, requests_collection, send_pairing_request
-from workflows.legacy_pairing import LegacyContactPairing, LegacyPairingStatus, workflow_id_for
+from workflows.legacy_pairing import LegacyContactPairing, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +36,9 @@ async def wait_for_matches(sink: Sink, *agents: Agent) -> None:
     )
 
 
-async def pair_status(client: Client, a: Agent, b: Agent) -> LegacyPairingStatus:
+async def pair_status(client: Client, a: Agent, b: Agent) -> PairingStatus:
     handle = client.get_workflow_handle(workflow_id_for(a.veraid_id, b.veraid_id))
-    status: LegacyPairingStatus = await handle.query("status", result_type=LegacyPairingStatus)
+    status: PairingStatus = await handle.query("status", result_type=PairingStatus)
     return status
 
 
@@ -45,9 +46,9 @@ async def wait_for_status(
     client: Client,
     a: Agent,
     b: Agent,
-    predicate: Callable[[LegacyPairingStatus], bool],
+    predicate: Callable[[PairingStatus], bool],
     deadline: float = 10,
-) -> LegacyPairingStatus:
+) -> PairingStatus:
     async with asyncio.timeout(deadline):
         while True:
             status = await pair_status(client, a, b)

@@ -26,6 +26,7 @@ from awala.private_endpoint_conn_params import (
     read_connection_params,
 )
 from awala.service_messages import IncomingServiceMessage
+from contract.pairing import ContactPairingRefusalOutcome, PairingStatus
 from infra.agents import (
     VeraidOrg,
     connection_params,
@@ -49,8 +50,6 @@ from letro.content_types import (
 )
 from tests.conftest import Ingress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
-from workflows.pairing import PairingStatus
-from workflows.veraid_pairing import ContactPairingRefusalOutcome
 
 _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from activities.messages import PairingRequestsToDelete, PendingPairingRequest
 from activities.pairing_store import (
     COLLECTION_NAME,
     UNIQUE_INDEX_NAME,
     PairingRequestStore,
     ensure_indexes,
 )
+from contract.pairing import PairingRequestsToDelete, PendingPairingRequest
 
 pytestmark = pytest.mark.integration
 

@@ -8,19 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
 from awala.service_messages import IncomingServiceMessage
+from contract.accounts import AccountCreationInput, AccountRequestReceived
+from contract.messages import Forwarding
+from contract.pairing import ContactPairingRefusalToSend, PairingInput, PairingRequestReceived
 from infra.agents import (
     VeraidAgent,
     connection_params,
     endpoint_id,
     make_org,
+    new_agent,
     new_rsa_key,
     new_veraid_agent,
     spki,
 )
 from ingress.routing import (
     ContentTooLarge,
+    Decision,
     Ignore,
     RoutingOptions,
     SignalWithStart,
@@ -39,8 +43,10 @@ from letro.content_types import (
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
 )
-from workflows.forwarding import Forwarding
-from workflows.pairing import PairingInput
+from tests.account_helpers import pss_request, pss_spki
+from workflows.account_creation import AccountCreation
+from workflows.legacy_pairing import LegacyContactPairing
+from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
 
 ORG = make_org()
 OPTIONS = RoutingOptions(
@@ -60,18 +66,34 @@ def message(
 ALICE, BOB = new_veraid_agent(ORG, "alice"), new_veraid_agent(ORG, "bob")
 
 
+def signal_to_pair(
+    decision: Decision,
+    workflow: type[LegacyContactPairing | VeraidContactPairing],
+    prefix: str,
+    requester: str,
+    target: str,
+) -> object:
+    """What ``decision`` signals to the pair's ``workflow``, once it is checked to do so."""
+    assert isinstance(decision, SignalWithStart)
+    ids = sorted([requester, target])
+    assert decision.workflow == workflow.run
+    assert decision.workflow_id == f"{prefix}:{ids[0]}:{ids[1]}"
+    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    # The name running pairs know their requests by: the method must keep it.
+    assert decision.signal_name == "pairing_request"
+    return decision.signal_input
+
+
 def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
     bundle = ALICE.pairing_request(BOB.veraid_id.upper())
 
     decision = route(message(CONTACT_PAIRING_REQUEST, bundle, ALICE.endpoint_id), OPTIONS, NOW)
 
-    assert isinstance(decision, SignalWithStart)
-    ids = sorted([ALICE.veraid_id, BOB.veraid_id])
-    assert decision.workflow == "VeraidContactPairing"
-    assert decision.workflow_id == f"veraid-pairing:{ids[0]}:{ids[1]}"
-    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    signal = signal_to_pair(
+        decision, VeraidContactPairing, "veraid-pairing", ALICE.veraid_id, BOB.veraid_id
+    )
     # Verified at the edge: the signal carries the key the bundle vouches for.
-    assert decision.signal_input == PairingRequestReceived(
+    assert signal == PairingRequestReceived(
         parcel_id="parcel-1",
         server_endpoint_id="0server",
         requester_endpoint_id=ALICE.endpoint_id,
@@ -79,6 +101,44 @@ def test_verified_contact_pairing_request_is_signalled_to_its_pair() -> None:
         target_veraid_id=BOB.veraid_id,
         requester_id_key_b64=base64.b64encode(spki(ALICE.endpoint_key)).decode(),
         signature_bundle_b64=base64.b64encode(bundle).decode(),
+    )
+
+
+def test_legacy_pairing_request_is_signalled_to_its_pair() -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+
+    decision = route(
+        message(PAIRING_REQUEST_TMP, alice.legacy_pairing_request(bob), alice.endpoint_id),
+        OPTIONS,
+        NOW,
+    )
+
+    signal = signal_to_pair(
+        decision, LegacyContactPairing, "legacy-pairing", alice.veraid_id, bob.veraid_id
+    )
+    key_b64 = base64.b64encode(alice.id_key).decode()
+    ids = alice.endpoint_id, alice.veraid_id, bob.veraid_id
+    # Unsigned: no SignatureBundle to forward.
+    assert signal == PairingRequestReceived("parcel-1", "0server", *ids, key_b64)
+
+
+def test_verified_account_request_is_signalled_to_its_workflow() -> None:
+    request, key = pss_request("maría", "es-ve")
+
+    decision = route(message(ACCOUNT_REQUEST, request), OPTIONS, NOW)
+
+    assert isinstance(decision, SignalWithStart)
+    assert decision.workflow == AccountCreation.run
+    assert decision.workflow_id.startswith("account-creation:0sender:")
+    assert decision.start_input == AccountCreationInput()
+    assert decision.signal_name == "account_request"  # as running workflows know it
+    assert decision.signal_input == AccountRequestReceived(
+        parcel_id="parcel-1",
+        server_endpoint_id="0server",
+        sender_endpoint_id="0sender",
+        requested_user_name="maría",
+        locale="es-ve",
+        public_key_b64=base64.b64encode(pss_spki(key)).decode(),
     )
 
 
@@ -120,7 +180,7 @@ def test_verified_request_failing_a_check_starts_its_refusal(
     )
 
     assert isinstance(decision, StartOnce)
-    assert decision.workflow == "ContactPairingRefusal"
+    assert decision.workflow == ContactPairingRefusal.run
     assert decision.workflow_id == f"contact-pairing-refusal:{ALICE.endpoint_id}:parcel-1"
     assert isinstance(decision.start_input, ContactPairingRefusalToSend)
     assert decision.start_input.reason == reason.name

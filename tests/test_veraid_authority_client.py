@@ -11,17 +11,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 import veraid
-from activities.veraid_authority import (
-    AuthorityClient,
+from activities.accounts import (
     AuthorityInvalidResponse,
     AuthorityNotFound,
     AuthorityRefused,
     AuthorityUnauthorised,
     AuthorityUnavailable,
-    GoogleIdToken,
     MemberNameTaken,
-    StaticToken,
 )
+from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken
 from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.services import free_port
 from tests.account_helpers import SERVICE_OID, bundle_member_key_matches, pss_spki, spki

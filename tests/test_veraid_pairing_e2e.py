@@ -24,16 +24,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 import veraid
+from contract.pairing import ContactPairingRefusalOutcome, PairingStatus
 from infra.agents import VeraidAgent, VeraidOrg, make_org, new_agent, new_veraid_agent, spki
 from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pairing_failure
 from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
 from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, requests_collection
-from workflows.pairing import PairingStatus
 from workflows.veraid_pairing import (
     ContactPairingRefusal,
-    ContactPairingRefusalOutcome,
     VeraidContactPairing,
     refusal_workflow_id,
     workflow_id_for,

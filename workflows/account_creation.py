@@ -18,32 +18,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from activities.accounts import (
-        LETRO_SERVICE_OID,
+    from activities.accounts import LETRO_SERVICE_OID, AccountActivities, MemberNameTaken
+    from contract.accounts import (
+        AccountCreationInput,
+        AccountCreationOutcome,
+        AccountCreationStatus,
+        AccountRequestReceived,
         AccountRequestToName,
         AccountToCreate,
         CreatedMember,
-        ImportedKey,
         KeyToImport,
         MemberToCreate,
     )
-    from activities.messages import OutgoingMessage
+    from contract.messages import OutgoingMessage
     from letro.account_messages import serialise_account_creation
     from letro.account_names import name_with_suffix
     from letro.content_types import ACCOUNT_CREATION
     from workflows.replies import RETRY_FOREVER, emit, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
-SIGNAL_NAME = "account_request"
 
 # Transient Authority failures are retried with backoff until the configured deadline
 # (``schedule_to_close_timeout``); each attempt is bounded on its own too.
@@ -54,43 +56,14 @@ _AUTHORITY_RETRY = RetryPolicy(
 )
 _AUTHORITY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 _NAMING_TIMEOUT = timedelta(seconds=10)
-_T = TypeVar("_T")
+_Argument = TypeVar("_Argument")
+_Result = TypeVar("_Result")
 
 
 def workflow_id_for(sender_endpoint_id: str, content: bytes) -> str:
     """The same for every copy of one request from one endpoint."""
     digest = hashlib.sha256(content).hexdigest()[:32]
     return f"{WORKFLOW_ID_PREFIX}:{sender_endpoint_id}:{digest}"
-
-
-@dataclass(frozen=True)
-class AccountRequestReceived:
-    """Signal: one copy of the request, whose signature the ingress verified."""
-
-    parcel_id: str
-    server_endpoint_id: str
-    sender_endpoint_id: str
-    requested_user_name: str
-    locale: str
-    public_key_b64: str  # DER SubjectPublicKeyInfo, the key the request was signed with
-
-
-@dataclass(frozen=True)
-class AccountCreationInput:
-    pass
-
-
-@dataclass(frozen=True)
-class AccountCreationOutcome:
-    assigned_user_id: str | None  # None: no account (refused request or Authority failure)
-    replies_sent: int
-
-
-@dataclass(frozen=True)
-class AccountCreationStatus:
-    assigned_user_id: str | None
-    copies_received: int
-    replies_sent: int
 
 
 class _NoAccount(Exception):
@@ -105,8 +78,9 @@ class AccountCreation:
         self._replies = 0
         self._assigned: str | None = None
 
-    @workflow.signal(name=SIGNAL_NAME)
-    def receive_request(self, request: AccountRequestReceived) -> None:
+    # Named after its signal, as ``PairWorkflow.pairing_request`` is, for the same reason.
+    @workflow.signal
+    def account_request(self, request: AccountRequestReceived) -> None:
         self._inbox.append(request)
         self._copies += 1
 
@@ -118,10 +92,9 @@ class AccountCreation:
     async def run(self, _: AccountCreationInput) -> AccountCreationOutcome:
         await workflow.wait_condition(lambda: bool(self._inbox))
         first = self._inbox[0]
-        account: AccountToCreate = await workflow.execute_local_activity(
-            "name_account",
+        account = await workflow.execute_local_activity_method(
+            AccountActivities.name_account,
             AccountRequestToName(first.requested_user_name, first.locale, first.public_key_b64),
-            result_type=AccountToCreate,
             start_to_close_timeout=_NAMING_TIMEOUT,
             retry_policy=RETRY_FOREVER,  # pure computation: only a worker crash can fail it
         )
@@ -150,22 +123,21 @@ class AccountCreation:
     async def _create(self, account: AccountToCreate) -> tuple[str, str]:
         member, user_id = await self._create_member(account)
         try:
-            key: ImportedKey = await self._authority_call(
-                "import_vauth_public_key",
+            key = await self._authority_call(
+                AccountActivities.import_public_key,
                 KeyToImport(member.public_keys_path, account.public_key_b64, LETRO_SERVICE_OID),
-                ImportedKey,
                 account,
             )
-            bundle_b64: str = await self._authority_call(
-                "get_vauth_member_bundle", key, str, account
+            bundle_b64 = await self._authority_call(
+                AccountActivities.get_member_bundle, key, account
             )
         except ActivityError as error:
             workflow.logger.error(
                 "Failed to complete user creation; deleting the member",
                 extra={"memberPath": member.self_path, "err": _cause(error)},
             )
-            await workflow.execute_activity(
-                "delete_vauth_member",
+            await workflow.execute_activity_method(
+                AccountActivities.delete_member,
                 member,
                 start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
                 retry_policy=RETRY_FOREVER,  # compensation must eventually happen
@@ -180,14 +152,11 @@ class AccountCreation:
             if attempt:
                 name = name_with_suffix(account.user_name, workflow.random())
             try:
-                member: CreatedMember = await self._authority_call(
-                    "create_vauth_member",
-                    MemberToCreate(account.domain, name),
-                    CreatedMember,
-                    account,
+                member = await self._authority_call(
+                    AccountActivities.create_member, MemberToCreate(account.domain, name), account
                 )
             except ActivityError as error:
-                if _error_type(error) == "MemberNameTaken":
+                if _error_type(error) == MemberNameTaken.__name__:
                     workflow.logger.debug(
                         "User name taken; will try adding a random suffix",
                         extra={"userName": name},
@@ -206,17 +175,18 @@ class AccountCreation:
         raise _NoAccount
 
     async def _authority_call(
-        self, activity: str, argument: object, result_type: type[_T], account: AccountToCreate
-    ) -> _T:
-        result: _T = await workflow.execute_activity(
+        self,
+        activity: MethodAsyncSingleParam[AccountActivities, _Argument, _Result],
+        argument: _Argument,
+        account: AccountToCreate,
+    ) -> _Result:
+        return await workflow.execute_activity_method(
             activity,
             argument,
-            result_type=result_type,
             schedule_to_close_timeout=timedelta(seconds=account.authority_retry_seconds),
             start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
             retry_policy=_AUTHORITY_RETRY,
         )
-        return result
 
     def _reply(
         self,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -23,11 +22,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.connection_params import (
-        MISCONFIGURED,
-        FetchedParams,
+    from activities.connection_params import MISCONFIGURED, ConnectionParamsActivities
+    from contract.connection_params import (
+        ConnectionParamsInput,
+        ConnectionParamsOutcome,
         FetchRequest,
-        ResolvedEndpoint,
         ResolveRequest,
     )
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
@@ -59,25 +58,6 @@ def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
     return f"{WORKFLOW_ID_PREFIX}:{sender_endpoint_id}:{parcel_id}"
 
 
-@dataclass(frozen=True)
-class ConnectionParamsInput:
-    parcel_id: str
-    server_endpoint_id: str
-    requester_endpoint_id: str
-    domain_name: str  # as the agent sent it: echoed in a misconfigured reply
-    ascii_domain_name: str  # its A-label form: what is looked up
-    retry_seconds: float
-
-
-@dataclass(frozen=True)
-class ConnectionParamsOutcome:
-    """What was sent back, and why; the workflow's result, for operators and tests."""
-
-    content_type: str
-    reason: str
-    gave_up_after_retries: bool = False
-
-
 @workflow.defn(name="ConnectionParamsRetrieval")
 class ConnectionParamsRetrieval:
     @workflow.run
@@ -91,18 +71,16 @@ class ConnectionParamsRetrieval:
             "parcelId": request.parcel_id,
         }
         try:
-            endpoint = await workflow.execute_activity(
-                "resolve_awala_endpoint",
+            endpoint = await workflow.execute_activity_method(
+                ConnectionParamsActivities.resolve,
                 ResolveRequest(request.ascii_domain_name),
-                result_type=ResolvedEndpoint,
                 start_to_close_timeout=_RESOLVE_ATTEMPT_TIMEOUT,
                 schedule_to_close_timeout=_budget(deadline, _RESOLVE_ATTEMPT_TIMEOUT),
                 retry_policy=_TRANSIENT_RETRY,
             )
-            fetched = await workflow.execute_activity(
-                "fetch_connection_params",
+            fetched = await workflow.execute_activity_method(
+                ConnectionParamsActivities.fetch,
                 FetchRequest(request.ascii_domain_name, endpoint.targets),
-                result_type=FetchedParams,
                 start_to_close_timeout=_FETCH_ATTEMPT_TIMEOUT,
                 schedule_to_close_timeout=_budget(deadline, _FETCH_ATTEMPT_TIMEOUT),
                 retry_policy=_TRANSIENT_RETRY,

@@ -7,11 +7,10 @@ comes from the sender and parcel, so a redelivered message is not forwarded twic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contract.messages import Forwarding
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "forward"
@@ -19,14 +18,6 @@ WORKFLOW_ID_PREFIX = "forward"
 
 def workflow_id_for(sender_id: str, parcel_id: str) -> str:
     return f"{WORKFLOW_ID_PREFIX}:{sender_id}:{parcel_id}"
-
-
-@dataclass(frozen=True)
-class Forwarding:
-    server_endpoint_id: str
-    recipient_endpoint_id: str
-    content_type: str
-    content_b64: str
 
 
 @workflow.defn(name="ForwardServiceMessage")

@@ -11,25 +11,12 @@ import base64
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import PairingRequestReceived
+    from contract.pairing import PairingInput, PairingOutcome, PairingRequestReceived
     from letro.content_types import PAIRING_MATCH_TMP
     from letro.legacy_pairing import serialise_pairing_match
-    from workflows.pairing import (
-        SANDBOXED,
-        PairingInput,
-        PairingOutcome,
-        PairingStatus,
-        PairWorkflow,
-        pair_workflow_id,
-    )
+    from workflows.pairing import SANDBOXED, PairWorkflow, pair_workflow_id
 
 WORKFLOW_ID_PREFIX = "legacy-pairing"
-
-# The names the rest of the code base and the tests know the shared types by.
-LegacyPairingRequestReceived = PairingRequestReceived
-LegacyPairingInput = PairingInput
-LegacyPairingOutcome = PairingOutcome
-LegacyPairingStatus = PairingStatus
 
 
 def workflow_id_for(veraid_id_a: str, veraid_id_b: str) -> str:

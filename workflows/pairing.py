@@ -11,20 +11,23 @@ broker's late redelivery of a request it already matched has no effect.
 import asyncio
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import (
+    from activities.pairing_store import PairingRequestStore
+    from contract.pairing import (
+        PairingInput,
+        PairingOutcome,
         PairingRequestReceived,
         PairingRequestsToDelete,
+        PairingStatus,
         PendingPairingRequest,
+        WaitingRequest,
     )
     from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
-SIGNAL_NAME = "pairing_request"
 # The pair workflows (every pairing request is a signal to one) run outside the workflow
 # sandbox. Its cost is per payload, not per workflow: SDK 1.35 visits each payload of each
 # activation and completion with a call into the sandbox that compiles and runs a small
@@ -36,10 +39,6 @@ SIGNAL_NAME = "pairing_request"
 SANDBOXED = False
 # Parcels remembered for deduplication; far more than one pair ever sends between matches.
 MAX_REMEMBERED_PARCELS = 64
-# A pair continues as new once its history is this long, even while requests keep coming
-# (Temporal's own suggestion comes at about 4,000 events only if the server is so set, and
-# it terminates a workflow at 51,200 events): a pair resent to without end never hits a limit.
-MAX_HISTORY_EVENTS = 10_000
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. Transient
@@ -58,48 +57,6 @@ def pair_workflow_id(prefix: str, veraid_id_a: str, veraid_id_b: str) -> str:
     return f"{prefix}:{first}:{second}"
 
 
-@dataclass(frozen=True)
-class _Pending:
-    request: PairingRequestReceived
-    first_received: datetime
-
-
-@dataclass
-class PairingInput:
-    veraid_ids: list[str]
-    request_ttl_seconds: float
-    dedup_window_seconds: float = 3600.0
-    max_history_events: int = MAX_HISTORY_EVENTS
-    # State carried across continue-as-new.
-    pending: list[_Pending] = field(default_factory=list)
-    seen_parcels: list[str] = field(default_factory=list)
-    # Requests signalled while the previous run was handing over, not yet looked at.
-    inbox: list[PairingRequestReceived] = field(default_factory=list)
-    matches: int = 0
-    expirations: int = 0
-
-
-@dataclass(frozen=True)
-class PairingOutcome:
-    matches: int
-    expirations: int
-
-
-@dataclass(frozen=True)
-class PairingStatus:
-    """What the ``status`` query shows an operator (or a test) about the pair right now.
-
-    ``matches`` and ``expirations`` count over the pair's whole life; the request counts
-    over the current run (since the last continue-as-new).
-    """
-
-    pending_requesters: list[str]
-    matches: int
-    expirations: int
-    redeliveries_ignored: int
-    requests_handled: int = 0  # new (not redelivered) requests taken in
-
-
 class PairWorkflow:
     """What both pairing protocols share; subclasses say how a match is worded.
 
@@ -111,13 +68,16 @@ class PairWorkflow:
 
     def __init__(self) -> None:
         self._inbox: list[PairingRequestReceived] = []
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, WaitingRequest] = {}
         self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
         self._redeliveries_ignored = 0
         self._requests_handled = 0
 
-    @workflow.signal(name=SIGNAL_NAME)
-    def receive_request(self, request: PairingRequestReceived) -> None:
+    # Named after its signal: the SDK names the signal after the method, and the ingress
+    # reads the name from the method it signals with. Renaming it would strand the requests
+    # of running pairs (tests/test_routing.py pins the name).
+    @workflow.signal
+    def pairing_request(self, request: PairingRequestReceived) -> None:
         self._inbox.append(request)
 
     @workflow.query(name="status")
@@ -209,15 +169,15 @@ class PairWorkflow:
         return new
 
     def _fold(
-        self, requests: Sequence[PairingRequestReceived], pending: dict[str, _Pending]
-    ) -> list[_Pending]:
+        self, requests: Sequence[PairingRequestReceived], pending: dict[str, WaitingRequest]
+    ) -> list[WaitingRequest]:
         """Fold new requests into ``pending``; return those that changed."""
-        updated: dict[str, _Pending] = {}
+        updated: dict[str, WaitingRequest] = {}
         for request in requests:
             previous = pending.get(request.requester_veraid_id)
             # A resend replaces the endpoint and key but does not extend the expiry.
             first_received = previous.first_received if previous else workflow.now()
-            item = _Pending(request, first_received)
+            item = WaitingRequest(request, first_received)
             pending[request.requester_veraid_id] = updated[request.requester_veraid_id] = item
             workflow.logger.info(
                 "Contact request created or updated",
@@ -229,11 +189,11 @@ class PairWorkflow:
             )
         return list(updated.values())
 
-    async def _store(self, items: Sequence[_Pending]) -> None:
+    async def _store(self, items: Sequence[WaitingRequest]) -> None:
         await asyncio.gather(
             *(
-                workflow.execute_local_activity(
-                    "store_pending_pairing_request",
+                workflow.execute_local_activity_method(
+                    PairingRequestStore.store,
                     PendingPairingRequest(
                         requester_veraid_id=item.request.requester_veraid_id,
                         target_veraid_id=item.request.target_veraid_id,
@@ -250,7 +210,7 @@ class PairWorkflow:
             )
         )
 
-    async def _deliver_match(self, pair: Sequence[_Pending], match_number: int) -> None:
+    async def _deliver_match(self, pair: Sequence[WaitingRequest], match_number: int) -> None:
         first, second = (item.request for item in pair)
         # The stored copies can go while the matches are being sent: the workflow, not
         # MongoDB, holds what the matches are made of, so a crash in between loses nothing.
@@ -289,7 +249,7 @@ class PairWorkflow:
             extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
         )
 
-    async def _expire(self, veraid_ids: Sequence[str], expired: Sequence[_Pending]) -> None:
+    async def _expire(self, veraid_ids: Sequence[str], expired: Sequence[WaitingRequest]) -> None:
         await self._delete(*veraid_ids)
         for item in expired:
             workflow.logger.info(
@@ -301,8 +261,8 @@ class PairWorkflow:
             )
 
     async def _delete(self, veraid_id_a: str, veraid_id_b: str) -> None:
-        await workflow.execute_local_activity(
-            "delete_pairing_requests",
+        await workflow.execute_local_activity_method(
+            PairingRequestStore.delete,
             PairingRequestsToDelete(veraid_id_a, veraid_id_b, kind=self.KIND),
             start_to_close_timeout=_STORE_TIMEOUT,
             retry_policy=RETRY_FOREVER,

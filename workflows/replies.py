@@ -10,8 +10,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import OutgoingMessage
+    from activities.egress import Egress
     from awala.service_messages import default_expiry
+    from contract.messages import OutgoingMessage
 
 # For steps that must eventually happen however long the outage lasts (a decided reply,
 # a stored request, a compensation): retried with backoff and no deadline; the Web UI
@@ -58,8 +59,8 @@ async def emit(message: OutgoingMessage) -> None:
     per reply would slow every workflow down, and the message's fixed id makes a
     retried emission harmless.
     """
-    await workflow.execute_local_activity(
-        "emit_service_message",
+    await workflow.execute_local_activity_method(
+        Egress.emit_service_message,
         message,
         start_to_close_timeout=EMIT_TIMEOUT,
         retry_policy=RETRY_FOREVER,

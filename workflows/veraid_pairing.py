@@ -12,20 +12,19 @@ cannot send a second one). One that does not verify never leaves the ingress.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.messages import ContactPairingRefusalToSend, PairingRequestReceived
-    from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
-    from workflows.pairing import (
-        SANDBOXED,
+    from contract.pairing import (
+        ContactPairingRefusalOutcome,
+        ContactPairingRefusalToSend,
         PairingInput,
         PairingOutcome,
-        PairWorkflow,
-        pair_workflow_id,
+        PairingRequestReceived,
     )
+    from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
+    from workflows.pairing import SANDBOXED, PairWorkflow, pair_workflow_id
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "veraid-pairing"
@@ -55,11 +54,6 @@ class VeraidContactPairing(PairWorkflow):
     ) -> tuple[str, bytes]:
         # Each side gets the other's bundle untouched: the agent verifies it itself.
         return CONTACT_PAIRING_REQUEST, base64.b64decode(contact.signature_bundle_b64)
-
-
-@dataclass(frozen=True)
-class ContactPairingRefusalOutcome:
-    reason: str
 
 
 @workflow.defn(name="ContactPairingRefusal")
