@@ -157,6 +157,7 @@ class Settings:
     request_id_header: str
     host: str
     port: int
+    metrics_port: int | None
     transport: Transport
     sink_url: str | None
     pubsub_topic: str | None  # a full path (projects/<project>/topics/<topic>) for the worker
@@ -375,6 +376,13 @@ VERSION = Variable(
 )
 HOST = Variable("HOST", TEXT, "address the ingress listens on", default="0.0.0.0", setting="host")
 PORT = Variable("PORT", TCP_PORT, "TCP port the ingress listens on", default="8080", setting="port")
+METRICS_PORT = Variable(
+    "METRICS_PORT",
+    TCP_PORT,
+    "serve Prometheus metrics (the Temporal SDK's and ours) at `/metrics` on this port, in the"
+    " worker and in the ingress",
+    setting="metrics_port",
+)
 REQUEST_ID_HEADER = Variable(
     "REQUEST_ID_HEADER",
     NAME,

@@ -7,6 +7,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
@@ -15,8 +16,13 @@ from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
 MONGO_TIMEOUT_MS = 3000
 
 
-async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) -> Client:
-    """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection."""
+async def connect_temporal(
+    settings: TemporalSettings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
+    """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection.
+
+    ``runtime``: the SDK runtime to use (one exporting metrics, say); the default otherwise.
+    """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert_path and settings.tls_client_key_path:
         tls = TLSConfig(
@@ -29,6 +35,7 @@ async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) ->
         api_key=settings.api_key,
         tls=tls,
         lazy=lazy,
+        runtime=runtime,
     )
 
 

@@ -33,6 +33,7 @@ from config import AccountSettings, ConfigError, Settings, Transport, load_setti
 from connections import connect_mongo, connect_temporal, database
 from letro.account_names import NamingRules
 from logs import configure_logging
+from metrics import prometheus_runtime
 from workflows.account_creation import AccountCreation
 from workflows.connection_params import ConnectionParamsRetrieval
 from workflows.forwarding import ForwardServiceMessage
@@ -115,7 +116,9 @@ def make_account_activities(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect_temporal(settings.temporal)
+    # The runtime's Prometheus endpoint doubles as the liveness probe (infra/deploy/).
+    runtime = prometheus_runtime(settings.metrics_port) if settings.metrics_port else None
+    client = await connect_temporal(settings.temporal, runtime=runtime)
     mongo = connect_mongo(settings.mongodb)
     db = database(mongo, settings.mongodb)
     await ensure_indexes(db, settings.pairing_request_ttl)

@@ -32,10 +32,9 @@ from contract.accounts import (
     MemberToCreate,
 )
 from letro.account_names import NamingRules, domain_for_locale, sanitise_user_name
+from metrics import AUTHORITY_ERRORS, count
 
 logger = structlog.get_logger(__name__)
-
-LETRO_SERVICE_OID = "1.3.6.1.4.1.58708.2.0"
 
 
 class AuthorityError(Exception):
@@ -107,6 +106,13 @@ class AccountSagaOptions:
 
 
 def _temporal_error(error: AuthorityError) -> Exception:
+    info = activity.info()
+    count(
+        activity.metric_meter(),
+        AUTHORITY_ERRORS,
+        operation=info.activity_type,
+        error=type(error).__name__,
+    )
     if isinstance(error, AuthorityUnavailable):
         return ApplicationError(str(error), type=type(error).__name__)
     non_retryable = isinstance(error, AuthorityRefused)

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from awala.service_messages import OutgoingServiceMessage
 from contract.messages import OutgoingMessage
+from metrics import EGRESS_ATTEMPTS, content_type_label, count
 
 logger = structlog.get_logger(__name__)
 
@@ -42,16 +43,27 @@ class Egress:
 
     @activity.defn(name="emit_service_message")
     async def emit_service_message(self, message: OutgoingMessage) -> None:
+        outcome = "error"  # anything else the sink raises propagates, and is retried
         try:
             await self._sink.send(_service_message(message))
+            outcome = "delivered"
         except SinkRejectedEvent as error:
+            outcome = type(error).__name__
             # Named after the exception, as the Web UI and retry policies know it; from
             # None, as the sink raised it: the failure holds no chained cause.
             raise ApplicationError(
                 str(error), type=type(error).__name__, non_retryable=True
             ) from None
         except SinkUnavailable as error:
+            outcome = type(error).__name__
             raise ApplicationError(str(error), type=type(error).__name__) from None
+        finally:
+            count(
+                activity.metric_meter(),
+                EGRESS_ATTEMPTS,
+                outcome=outcome,
+                content_type=content_type_label(message.content_type),
+            )
         logger.debug(
             "Service message emitted",
             eventId=message.event_id,

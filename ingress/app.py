@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +17,9 @@ from typing import Any
 import structlog
 from cloudevents.core.base import BaseCloudEvent
 from pymongo import AsyncMongoClient
-from quart import Quart, Response, request
+from quart import Quart, Response, g, request
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import MetricMeter, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from werkzeug.exceptions import HTTPException
@@ -40,6 +41,7 @@ from ingress.routing import (
     route,
 )
 from logs import trace_fields
+from metrics import IngressMetrics, prometheus_runtime
 
 logger = structlog.get_logger("ingress")
 
@@ -57,6 +59,8 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     state: dict[str, Any] = {}
     push_auth = push_authentication(settings)
     app.after_serving(push_auth.aclose)
+    runtime = prometheus_runtime(settings.metrics_port) if settings.metrics_port else None
+    metrics = IngressMetrics.on(runtime.metric_meter if runtime else MetricMeter.noop)
     routing = RoutingOptions(
         pairing_request_ttl=settings.pairing_request_ttl,
         connection_params_retry_window=settings.connection_params.retry_window,
@@ -67,7 +71,9 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
     @app.before_serving
     async def connect() -> None:
         # Lazy: the ingress starts (and reports unhealthy) even while Temporal is down.
-        state["temporal"] = temporal_client or await connect_temporal(settings.temporal, lazy=True)
+        state["temporal"] = temporal_client or await connect_temporal(
+            settings.temporal, lazy=True, runtime=runtime
+        )
         state["mongo"] = connect_mongo(settings.mongodb)
 
     @app.after_serving
@@ -82,6 +88,12 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         structlog.contextvars.bind_contextvars(
             requestId=request_id, **trace_fields(request.headers.get("X-Cloud-Trace-Context"))
         )
+
+    @app.after_request
+    async def count_request(response: Response) -> Response:
+        if request.method == "POST":
+            metrics.request(response.status_code, g.get("content_type", "unknown"))
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response | HTTPException:
@@ -120,6 +132,8 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         log = logger.bind(
             parcelId=message.parcel_id, contentType=message.content_type, peerId=message.sender_id
         )
+        g.content_type = message.content_type
+        started = time.perf_counter()
         try:
             decision = route(message, routing, datetime.now(UTC))
         except UnsupportedContentType as error:
@@ -128,12 +142,17 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         except ContentTooLarge as error:
             # Permanent: a broker keeps redelivering it only up to its dead-letter policy.
             log.warning("Refused service message over its size limit", err=str(error))
+            metrics.refusal(message.content_type, "Refused service message over its size limit")
             return _json_error(413, "Service message too large", str(error))
+        finally:
+            metrics.checked(message.content_type, _since(started))
         if isinstance(decision, Ignore):
             log.info(decision.reason, **decision.log_fields)
+            metrics.refusal(message.content_type, decision.reason)
             return Response("", 204)
 
         client: Client = state["temporal"]
+        started = time.perf_counter()
         try:
             await _hand_over(client, decision, settings.temporal.task_queue)
         except WorkflowAlreadyStartedError:
@@ -144,6 +163,7 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
             # RuntimeError: the lazy client failed to connect at all.
             log.error("Could not hand message to Temporal; the broker will retry", err=str(error))
             return Response("", 503)
+        metrics.handoff_time.record(_since(started))
         log.info(
             "Incoming service message accepted",
             workflowId=decision.workflow_id,
@@ -185,6 +205,10 @@ def _read_event(transport: Transport, headers: dict[str, str], body: bytes) -> B
     if transport is Transport.GOOGLE_PUBSUB:
         return event_from_pubsub_push(body)
     return event_from_http(headers, body)
+
+
+def _since(started: float) -> timedelta:
+    return timedelta(seconds=time.perf_counter() - started)
 
 
 def _json_error(status: int, message: str, detail: str) -> Response:

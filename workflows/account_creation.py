@@ -27,7 +27,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from activities.accounts import LETRO_SERVICE_OID, AccountActivities, MemberNameTaken
+    from activities.accounts import AccountActivities, MemberNameTaken
     from contract.accounts import (
         AccountCreationInput,
         AccountCreationOutcome,
@@ -42,7 +42,9 @@ with workflow.unsafe.imports_passed_through():
     from contract.messages import OutgoingMessage
     from letro.account_messages import serialise_account_creation
     from letro.account_names import name_with_suffix
+    from letro.contact_pairing import LETRO_SERVICE_OID
     from letro.content_types import ACCOUNT_CREATION
+    from metrics import ACCOUNT_OUTCOMES, count
     from workflows.replies import RETRY_FOREVER, emit, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
@@ -101,7 +103,9 @@ class AccountCreation:
         try:
             assigned, bundle_b64 = await self._create(account)
         except _NoAccount:
+            count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="not_created")
             return AccountCreationOutcome(None, 0)
+        count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="created")
         self._assigned = assigned
         reply = self._reply(first, account, assigned, bundle_b64)
 

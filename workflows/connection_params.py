@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
     )
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
+    from metrics import CONNECTION_PARAMS_OUTCOMES, count
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "connection-params"
@@ -62,6 +63,16 @@ def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
 class ConnectionParamsRetrieval:
     @workflow.run
     async def run(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
+        outcome = await self._answer(request)
+        count(
+            workflow.metric_meter(),
+            CONNECTION_PARAMS_OUTCOMES,
+            reply=outcome.content_type,
+            retries_ran_out=str(outcome.gave_up_after_retries).lower(),
+        )
+        return outcome
+
+    async def _answer(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
         # The window opens when a worker first runs the workflow, not when the ingress
         # started it: an outage of our own workers must not count against the endpoint.
         deadline = workflow.now() + timedelta(seconds=request.retry_seconds)

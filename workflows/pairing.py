@@ -26,6 +26,14 @@ with workflow.unsafe.imports_passed_through():
         PendingPairingRequest,
         WaitingRequest,
     )
+    from metrics import (
+        PAIRING_EXPIRATIONS,
+        PAIRING_MATCHES,
+        PAIRING_REDELIVERIES,
+        PAIRING_REQUESTS,
+        Counter,
+        count,
+    )
     from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 # The pair workflows (every pairing request is a signal to one) run outside the workflow
@@ -121,16 +129,19 @@ class PairWorkflow:
                     return PairingOutcome(state.matches, state.expirations)
                 await self._expire(state.veraid_ids, list(pending.values()))
                 state.expirations += len(pending)
+                self._count(PAIRING_EXPIRATIONS, len(pending))
                 pending.clear()
                 idle_since = workflow.now()
                 continue
 
             new = self._take_new_requests(seen)
             self._requests_handled += len(new)
+            self._count(PAIRING_REQUESTS, len(new))
             updated = self._fold(new, pending)
             if len(pending) == 2:
                 await self._deliver_match(list(pending.values()), state.matches)
                 state.matches += 1
+                self._count(PAIRING_MATCHES)
                 pending.clear()
             elif updated:
                 await self._store(updated)
@@ -145,6 +156,9 @@ class PairWorkflow:
             state.inbox = list(self._inbox)
             workflow.continue_as_new(state)
 
+    def _count(self, counter: Counter, value: int = 1) -> None:
+        count(workflow.metric_meter(), counter, value, protocol=self.KIND)
+
     def _history_is_long(self) -> bool:
         info = workflow.info()
         return (
@@ -158,6 +172,7 @@ class PairWorkflow:
         for request in self._inbox:
             if request.dedup_key in seen:
                 self._redeliveries_ignored += 1
+                self._count(PAIRING_REDELIVERIES)
                 workflow.logger.info(
                     "Ignored redelivered pairing request", extra={"parcelId": request.parcel_id}
                 )

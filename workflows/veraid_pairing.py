@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         PairingRequestReceived,
     )
     from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
+    from metrics import PAIRING_FAILURE_REPLIES, count
     from workflows.pairing import SANDBOXED, PairWorkflow, pair_workflow_id
     from workflows.replies import emit, event_id, outgoing_message
 
@@ -75,4 +76,5 @@ class ContactPairingRefusal:
             "Contact pairing failure sent",
             extra={"peerId": refusal.sender_endpoint_id, "reason": refusal.reason},
         )
+        count(workflow.metric_meter(), PAIRING_FAILURE_REPLIES, reason=refusal.reason)
         return ContactPairingRefusalOutcome(refusal.reason)
