@@ -80,13 +80,12 @@ def incoming_message_from_event(event: BaseCloudEvent) -> IncomingServiceMessage
     parcel_id, sender_id = str(attributes["id"]), str(attributes["source"])
     # Ours, not the reference backend's: these ids end up in workflow ids, which Temporal
     # bounds. An id over the limit is refused for good rather than retried by the broker.
-    if len(parcel_id.encode()) > MAX_PARCEL_ID_LENGTH:
-        raise InvalidServiceMessage(f"Event id is longer than {MAX_PARCEL_ID_LENGTH} bytes")
-    for name, value in (("source", sender_id), ("subject", str(subject))):
-        if len(value.encode()) > MAX_ENDPOINT_ID_LENGTH:
-            raise InvalidServiceMessage(
-                f"Event {name} is longer than {MAX_ENDPOINT_ID_LENGTH} bytes"
-            )
+    for name, value, limit in (
+        ("id", parcel_id, MAX_PARCEL_ID_LENGTH),
+        ("source", sender_id, MAX_ENDPOINT_ID_LENGTH),
+        ("subject", str(subject), MAX_ENDPOINT_ID_LENGTH),
+    ):
+        _check_id(name, value, limit)
     return IncomingServiceMessage(
         parcel_id=parcel_id,
         sender_id=sender_id,
@@ -94,6 +93,15 @@ def incoming_message_from_event(event: BaseCloudEvent) -> IncomingServiceMessage
         content_type=str(content_type),
         content=content,
     )
+
+
+def _check_id(name: str, value: str, limit: int) -> None:
+    try:
+        length = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape: Temporal would refuse it
+        raise InvalidServiceMessage(f"Event {name} is not valid Unicode") from None
+    if length > limit:
+        raise InvalidServiceMessage(f"Event {name} is longer than {limit} bytes")
 
 
 def outgoing_message_to_event(message: OutgoingServiceMessage) -> CloudEvent:

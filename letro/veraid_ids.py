@@ -130,7 +130,11 @@ class VeraidUserId:
 def _check_user_name(user_name: str) -> None:
     if not user_name:
         raise InvalidVeraidId("The user name of a VeraId user id must not be empty")
-    if len(user_name.encode()) > MAX_USER_NAME_BYTES:
+    try:
+        length = len(user_name.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 text, so no id anywhere
+        raise InvalidVeraidId(f"User name {excerpt(user_name)} is not valid Unicode") from None
+    if length > MAX_USER_NAME_BYTES:
         raise InvalidVeraidId(
             f"User name {excerpt(user_name)} is longer than {MAX_USER_NAME_BYTES} bytes"
         )

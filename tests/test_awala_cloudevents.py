@@ -1015,3 +1015,14 @@ def test_structured_http_raises_only_awala_errors(document: Any, trailer: bytes)
     assert event.get_id() == document["id"]
     with contextlib.suppress(InvalidServiceMessage):
         incoming_message_from_event(event)
+
+
+@pytest.mark.parametrize("attribute", ["id", "source", "subject"])
+def test_ids_that_are_not_unicode_are_refused(attribute: str) -> None:
+    # JSON can escape a lone surrogate; no UTF-8 text holds one, so no workflow id could.
+    body = json.dumps(_structured(**{attribute: "\ud800x"})).encode()
+
+    event = event_from_http(STRUCTURED_HEADERS, body)
+
+    with pytest.raises(InvalidServiceMessage, match="not valid Unicode"):
+        incoming_message_from_event(event)

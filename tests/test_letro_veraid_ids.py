@@ -188,11 +188,14 @@ def test_error_message_quotes_a_bounded_excerpt(value: str) -> None:
     assert len(str(exc_info.value)) < 250
 
 
-def test_user_names_have_no_length_limit() -> None:
-    # Neither VeraId nor the original server limits their length.
-    value = "x" * 10_000 + "@example.com"
-
-    assert str(parse_veraid_user_id(value)) == value
+def test_user_names_are_limited_to_128_bytes() -> None:
+    # Neither VeraId nor the original server limits their length; ours keeps workflow ids
+    # built from two ids within Temporal's limits. Bytes, not characters, are counted.
+    assert str(parse_veraid_user_id("x" * 128 + "@example.com")) == "x" * 128 + "@example.com"
+    assert str(parse_veraid_user_id("é" * 64 + "@example.com")) == "é" * 64 + "@example.com"
+    for too_long in ("x" * 129, "é" * 65, "x" * 10_000):
+        with pytest.raises(InvalidVeraidId, match="longer than 128 bytes"):
+            parse_veraid_user_id(too_long + "@example.com")
 
 
 @pytest.mark.parametrize(
