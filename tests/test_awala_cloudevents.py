@@ -1020,7 +1020,7 @@ def test_structured_http_raises_only_awala_errors(document: Any, trailer: bytes)
 @pytest.mark.parametrize("attribute", ["id", "source", "subject"])
 def test_ids_that_are_not_unicode_are_refused(attribute: str) -> None:
     # JSON can escape a lone surrogate; no UTF-8 text holds one, so no workflow id could.
-    body = json.dumps(_structured(**{attribute: "\ud800x"})).encode()
+    body = json.dumps(_structured(**{attribute: "\ud800x"}, data="a,b,c")).encode()
 
     event = event_from_http(STRUCTURED_HEADERS, body)
 
