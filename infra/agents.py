@@ -9,7 +9,8 @@ drive the server with them:
   in a throwaway root the worker and the ingress are configured to trust) and its members,
   who sign real ``contact-pairing.request`` bundles; the organisation can sign as a bot;
 * ``connection_params``: Awala ``PrivateEndpointConnParams`` with a real PDA by which one
-  endpoint authorises another, or a forged one (another signer, no authority key id).
+  endpoint authorises another, or a forged one (another signer, no authority key id);
+* ``pss_request``: an account request signed as Letro for Android signs it (RSA-PSS).
 
 RSA-2048 keys take 50-100 ms each to generate, so the organisation key and the member key
 are made once per process and shared: only the Awala endpoint keys tell agents apart.
@@ -21,9 +22,11 @@ import base64
 import functools
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from asn1crypto import algos as asn1_algos
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -37,6 +40,7 @@ from awala.private_endpoint_conn_params import (
     _CertificationPath,
     _PrivateEndpointConnParams,
 )
+from letro.account_messages import serialise_account_request, serialise_account_request_signature
 from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_request
 
 ORG_DOMAIN = "applepie.rocks"
@@ -275,3 +279,56 @@ def connection_params(
     pda = issue_certificate(grantee, granter, signer=signer, authority_key_id=authority_key_id)
     granter_certificate = issue_certificate(granter, granter)
     return assemble_connection_params(spki(identity_key or granter), pda, [granter_certificate])
+
+
+# --- Account requests ----------------------------------------------------------------------------
+
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def pss_spki(key: rsa.RSAPrivateKey, hash_name: str = "sha256", salt: int = 32) -> bytes:
+    """An id-RSASSA-PSS SubjectPublicKeyInfo with parameters, as Letro for Android encodes it."""
+    plain = asn1_keys.PublicKeyInfo.load(spki(key))
+    params = asn1_algos.RSASSAPSSParams(
+        {
+            "hash_algorithm": {"algorithm": hash_name},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": hash_name}},
+            "salt_length": salt,
+            "trailer_field": 1,
+        }
+    )
+    info = asn1_keys.PublicKeyInfo(
+        {
+            "algorithm": asn1_keys.PublicKeyAlgorithm(
+                {"algorithm": "rsassa_pss", "parameters": params}
+            ),
+            "public_key": plain["public_key"].copy(),
+        }
+    )
+    encoded: bytes = info.dump()
+    return encoded
+
+
+Signer = Callable[[bytes], bytes]
+
+
+def pss_signer(key: rsa.RSAPrivateKey, hash_name: str = "sha256", salt: int = 32) -> Signer:
+    h = _HASHES[hash_name]
+    return lambda data: key.sign(data, padding.PSS(padding.MGF1(h()), salt), h())
+
+
+def build_request(user_name: str, locale: str, public_key_der: bytes, sign: Signer) -> bytes:
+    request = serialise_account_request(user_name, locale, public_key_der)
+    return serialise_account_request_signature(request, sign(request))
+
+
+def pss_request(
+    user_name: str, locale: str = "en-us", key: rsa.RSAPrivateKey | None = None
+) -> tuple[bytes, rsa.RSAPrivateKey]:
+    """A request like Letro for Android's: RSA-2048, RSA-PSS SPKI with SHA-256 parameters."""
+    key = key or new_rsa_key()
+    return build_request(user_name, locale, pss_spki(key), pss_signer(key)), key

@@ -31,9 +31,9 @@ from activities.connection_params import (
     make_http_client,
 )
 from config import DnsResolver
+from infra.connparams_servers import Failure, Scenario, Srv, SrvAnswer
 from infra.services import free_port
 from tests.conftest import ConnectionParamsServers
-from tests.connparams_servers import Failure, Scenario, Srv, SrvAnswer
 
 pytestmark = pytest.mark.integration
 

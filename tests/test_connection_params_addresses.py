@@ -25,13 +25,10 @@ from activities.connection_params import (
     make_fetch_client,
 )
 from config import DnsResolver
+from infra.connparams_servers import PARAMS_CONTENT_TYPE, Addresses, Failure, Scenario
 from tests.conftest import ConnectionParamsServers
 from tests.connparams_servers import (
-    PARAMS_CONTENT_TYPE,
-    Addresses,
     CountingListener,
-    Failure,
-    Scenario,
     ipv6_loopback_available,
     start_counting_listener,
 )

@@ -19,6 +19,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from infra.connparams_servers import (
+    Addresses,
+    Behaviour,
+    Failure,
+    Scenario,
+    Srv,
+    SrvAnswer,
+)
 from infra.sink import ReceivedEvent
 from letro.content_types import (
     CONNECTION_PARAMS,
@@ -35,13 +43,7 @@ from tests.conftest import (
     StartWorker,
 )
 from tests.connparams_servers import (
-    Addresses,
-    Behaviour,
     CountingListener,
-    Failure,
-    Scenario,
-    Srv,
-    SrvAnswer,
     ipv6_loopback_available,
     start_counting_listener,
 )
