@@ -7,7 +7,8 @@ certificate, under a mock DNSSEC chain made with :mod:`veraid` whose root is thi
 own key. Verify its bundles with ``trust_anchors=[authority.trust_anchor]``.
 
 State lives in memory. Tests inject faults through ``POST /_dev/faults`` and read the members
-through ``GET /_dev/members``; neither exists in the real Authority.
+through ``GET /_dev/members``; the benchmarks count the calls made to the API through
+``GET /_dev/calls``. None of these exists in the real Authority.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import base64
 import hmac
 import secrets
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -83,6 +85,8 @@ class DevAuthority:
         self.members: dict[str, _Member] = {}
         self.faults: dict[tuple[str, str | None], _Fault] = {}
         self.requests: list[tuple[str, str]] = []  # (operation, member name) for each call
+        # Every API request by operation, refused ones too ("unrouted": no such route).
+        self.calls: Counter[str] = Counter()
         anchor = None
         for domain in domains:
             organisation = self._make_organisation(domain.lower())
@@ -200,6 +204,7 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
     async def check_token() -> Response | None:
         if request.path.startswith("/_dev/"):
             return None
+        authority.calls[request.endpoint or "unrouted"] += 1
         if not authorised():
             return Response('{"message": "Unauthorised"}', 401, mimetype="application/json")
         return None
@@ -316,6 +321,10 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
                 for member in authority.members.values()
             ]
         }
+
+    @app.get("/_dev/calls")
+    async def list_calls() -> dict[str, Any]:
+        return {"calls": dict(authority.calls)}
 
     @app.get("/_dev/trust-anchor")
     async def trust_anchor() -> dict[str, Any]:

@@ -22,20 +22,11 @@ from pymongo import AsyncMongoClient
 from temporalio.client import Client
 
 from infra.agents import VeraidOrg, make_org
+from infra.connparams_servers import LocalConnectionParamsServers, serve_connection_params_servers
 from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
 from infra.sink import EventRecorder, create_sink_app
-from tests.connparams_servers import (
-    Addresses,
-    DnsServer,
-    HttpsRecorder,
-    Scenario,
-    TestCA,
-    create_https_app,
-    issue_test_ca,
-    start_dns_server,
-)
 from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -245,58 +236,18 @@ def relaynet_params() -> GeneratedParams:
 
 
 @dataclass
-class ConnectionParamsServers:
-    """The DNS server, the HTTPS servers and the CA of connection parameters retrieval."""
+class ConnectionParamsServers(LocalConnectionParamsServers):
+    """The local DNS and HTTPS servers, serving parameters relaynet-core made."""
 
-    dns: DnsServer
-    https: HttpsRecorder
-    ca: TestCA
     params: GeneratedParams
-
-    def port(self, scenario: Scenario) -> int:
-        return self.https.ports[scenario]
-
-    @property
-    def doh_url(self) -> str:
-        return f"https://localhost:{self.port(Scenario.DOH)}/dns-query"
 
 
 @pytest.fixture(scope="session")
 async def connection_params_servers(
     stack_dir: Path, relaynet_params: GeneratedParams
 ) -> AsyncIterator[ConnectionParamsServers]:
-    ca = issue_test_ca(stack_dir)
-    dns_server = DnsServer()
-    # The HTTPS servers' name: workers look it up through this server, not the system's.
-    dns_server.set("localhost.", Addresses(ipv4=("127.0.0.1",)))
-    close_dns = await start_dns_server(dns_server)
-    recorder = HttpsRecorder(ports={scenario: free_port() for scenario in Scenario})
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}" for port in recorder.ports.values()]
-    config.certfile = str(ca.cert_file)
-    config.keyfile = str(ca.key_file)
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1
-    # Idle keep-alive connections from the workers close soon, so none is left at shutdown.
-    config.keep_alive_timeout = 1
-    stop = asyncio.Event()
-    app = create_https_app(recorder, dns_server, relaynet_params.der)
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    async with asyncio.timeout(10):
-        for port in recorder.ports.values():
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                writer.close()
-                break
-    yield ConnectionParamsServers(dns_server, recorder, ca, relaynet_params)
-    stop.set()
-    await task
-    close_dns()
+    async with serve_connection_params_servers(stack_dir, relaynet_params.der) as servers:
+        yield ConnectionParamsServers(servers.dns, servers.https, servers.ca, relaynet_params)
 
 
 @dataclass
@@ -351,7 +302,7 @@ def dns_deployment(
     connection_params_servers: ConnectionParamsServers,
 ) -> Iterator[Deployment]:
     """A worker resolving with plain DNS (UDP, then TCP) against the test DNS server."""
-    resolver = f"dns:127.0.0.1:{connection_params_servers.dns.port}"
+    resolver = connection_params_servers.plain_dns_resolver
     deployment = _connection_params_deployment(
         "dns", resolver, start_worker, start_ingress, sink, connection_params_servers
     )
@@ -383,7 +334,7 @@ def public_only_deployment(
     connection_params_servers: ConnectionParamsServers,
 ) -> Iterator[Deployment]:
     """A worker as in production: fetches only from public addresses (plain DNS resolver)."""
-    resolver = f"dns:127.0.0.1:{connection_params_servers.dns.port}"
+    resolver = connection_params_servers.plain_dns_resolver
     deployment = _connection_params_deployment(
         "public-only",
         resolver,

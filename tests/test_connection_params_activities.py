@@ -32,9 +32,9 @@ from activities.connection_params_clients import (
 )
 from config import DnsResolver
 from contract.connection_params import FetchRequest, ResolveRequest, ServiceTarget
+from infra.connparams_servers import Failure, Scenario, Srv, SrvAnswer
 from infra.services import free_port
 from tests.conftest import ConnectionParamsServers
-from tests.connparams_servers import Failure, Scenario, Srv, SrvAnswer
 
 pytestmark = pytest.mark.integration
 

@@ -23,13 +23,10 @@ from activities.connection_params_clients import (
 )
 from config import DnsResolver
 from contract.connection_params import FetchRequest, ServiceTarget
+from infra.connparams_servers import PARAMS_CONTENT_TYPE, Addresses, Failure, Scenario
 from tests.conftest import ConnectionParamsServers
 from tests.connparams_servers import (
-    PARAMS_CONTENT_TYPE,
-    Addresses,
     CountingListener,
-    Failure,
-    Scenario,
     ipv6_loopback_available,
     start_counting_listener,
 )

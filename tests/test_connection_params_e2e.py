@@ -20,6 +20,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from contract.connection_params import ConnectionParamsOutcome
+from infra.connparams_servers import (
+    Addresses,
+    Behaviour,
+    Failure,
+    Scenario,
+    Srv,
+    SrvAnswer,
+)
 from infra.sink import ReceivedEvent
 from letro.content_types import (
     CONNECTION_PARAMS,
@@ -36,13 +44,7 @@ from tests.conftest import (
     StartWorker,
 )
 from tests.connparams_servers import (
-    Addresses,
-    Behaviour,
     CountingListener,
-    Failure,
-    Scenario,
-    Srv,
-    SrvAnswer,
     ipv6_loopback_available,
     start_counting_listener,
 )

@@ -98,6 +98,32 @@ async def test_errors_map_to_types(dev_authority: DevAuthorityServer) -> None:
     await intruder.close()
 
 
+async def _calls(server: DevAuthorityServer) -> dict[str, int]:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{server.url}/_dev/calls")
+    calls: dict[str, int] = response.json()["calls"]
+    return calls
+
+
+async def test_dev_authority_counts_every_api_call(dev_authority: DevAuthorityServer) -> None:
+    # The session's authority is shared, so only what this test adds is compared.
+    before = await _calls(dev_authority)
+    client = _client(dev_authority)
+    member = await client.create_member("cuppa.fans", _name())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    await client.import_public_key(member.public_keys_path, pss_spki(key), SERVICE_OID)
+    await client.close()
+    intruder = _client(dev_authority, token="wrong")
+    with pytest.raises(AuthorityUnauthorised):
+        await intruder.create_member("cuppa.fans", _name())  # refused, but still a call
+    await intruder.close()
+    await _inject(dev_authority, operation="create_member", name="nobody", statuses=[500])
+
+    after = await _calls(dev_authority)
+    added = {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
+    assert added == {"create_member": 2, "import_public_key": 1}  # /_dev/ is not counted
+
+
 async def test_unreachable_authority_is_unavailable() -> None:
     client = AuthorityClient(f"http://127.0.0.1:{free_port()}", StaticToken("t"), timeout=2)
     with pytest.raises(AuthorityUnavailable):

@@ -1,7 +1,7 @@
 """Contact pairing through the real stack: throughput, latency and the floor, either protocol.
 
     python -m benchmarks.pairing [--protocol legacy|veraid] [--pairs 2000] [--concurrency 64]
-        [--simultaneous-pairs 200] [--rate R] [--json]
+        [--max-outstanding N] [--simultaneous-pairs 200] [--rate R] [--json]
 
 ``python -m benchmarks.legacy_pairing`` and ``python -m benchmarks.veraid_pairing`` are the
 same benchmark with the protocol chosen. ``--protocol`` picks what each pair sends
@@ -37,9 +37,13 @@ and the worker do, not only the acknowledgements; the target ratio (per protocol
 these two. The acceptance rates (requests answered 204, signal-with-starts accepted) are
 printed as well, with their own ratio. Latency is from sending a pair's second request (in
 the simultaneous phase, both) to both its match messages arriving at the sink. In the closed
-loop requests are accepted faster than pairs are matched, so its latency is mostly time
-queued behind the backlog; the open loop's is the one to read as the service's latency at a
-given load.
+loop requests are accepted faster than pairs are matched (1.5-2.5x), so its latency is
+mostly time queued behind the backlog, and the report says so under its figures, comparing
+the two rates. ``--max-outstanding N`` bounds the pairs accepted but not yet matched
+(``load_generator.bounded``): a lane takes a slot before a pair's first request, and the
+slot is freed once both matches arrived, so the closed loop then measures service time.
+Unbounded by default. The open loop's latency is the one to read as the service's latency
+at a given load.
 
 A match is recognised by its recipient endpoint id *and* its exact bytes: the legacy match
 CSV, or for VeraId the contact's own bundle, with the protocol's content type. Exit status:

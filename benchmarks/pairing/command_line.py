@@ -36,9 +36,15 @@ def parse_args(
     )
     add = parser.add_argument
     add("--protocol", choices=PROTOCOL_NAMES, default=default_protocol, help="what pairs send")
-    add("--pairs", type=_positive_int, default=2000, help="pairs per measured phase")
-    add("--concurrency", type=_positive_int, default=64, help="pairs in flight (closed loop)")
-    add("--workers", type=_positive_int, default=1, help="worker processes of the stack")
+    add("--pairs", type=positive_int, default=2000, help="pairs per measured phase")
+    add("--concurrency", type=positive_int, default=64, help="pairs in flight (closed loop)")
+    add("--workers", type=positive_int, default=1, help="worker processes of the stack")
+    add(
+        "--max-outstanding",
+        type=positive_int,
+        help="closed loop: at most N pairs accepted but not matched yet, so that its latency"
+        " is service time (default: unbounded, and its latency is mostly backlog)",
+    )
     add(
         "--simultaneous-pairs",
         type=_non_negative_int,
@@ -47,7 +53,7 @@ def parse_args(
     )
     add("--rate", type=float, help="open-loop arrivals, pairs/s (default: half the floor)")
     add("--open-seconds", type=float, default=20.0, help="open-loop arrivals span at most this")
-    add("--warmup", type=_positive_int, default=20, help="warm-up pairs, not reported")
+    add("--warmup", type=positive_int, default=20, help="warm-up pairs, not reported")
     add("--phase-timeout", type=float, default=300.0, help="bound on each phase, seconds")
     add("--match-timeout", type=float, default=60.0, help="wait for matches after sending")
     add("--grace", type=float, default=2.0, help="wait for late duplicates, seconds")
@@ -85,7 +91,7 @@ def parse_args(
     return args
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 

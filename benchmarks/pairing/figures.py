@@ -6,17 +6,15 @@ Pure computations over the outcomes and the recorder; nothing here sends or wait
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from benchmarks.cpu import CpuSnapshot, ms_per_item, usage_percent
 from benchmarks.pairing.load_generator import PairOutcome
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing.workload import Arrival
 from benchmarks.pairing_protocols import Pair
-
-ACCEPTED = "204"
+from benchmarks.replies import ACCEPTED, Correctness, check_replies
 
 
 @dataclass
@@ -28,37 +26,13 @@ class LatencyMs:
 
 
 @dataclass
-class Correctness:
-    # Status (or error) -> count, for every request not answered 204.
-    rejected: dict[str, int] = field(default_factory=dict)
-    pairs_not_sent: int = 0
-    missing_matches: int = 0
-    # A second match with a new event id: the pair was matched twice.
-    duplicate_matches: int = 0
-    # The same event again: an emission retried (at-least-once), still one message too many.
-    redelivered_matches: int = 0
-    # Messages no side awaited: wrong bytes, wrong recipient, or another content type (such
-    # as a pairing failure). Counted by content type, for the report.
-    wrong_matches: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        failures = (
-            self.pairs_not_sent,
-            self.missing_matches,
-            self.duplicate_matches,
-            self.redelivered_matches,
-            self.wrong_matches,
-        )
-        return not self.rejected and not any(failures)
-
-
-@dataclass
 class PairingFigures:
     phase: str
     arrival: Arrival
     pairs: int
     concurrency: int | None
+    # Closed loop: at most this many pairs accepted and not yet matched (None: unbounded).
+    max_outstanding: int | None
     offered_pairs_per_s: float | None
     requests_accepted: int
     accepted_per_s: float
@@ -73,6 +47,13 @@ class PairingFigures:
     correctness: Correctness
     cpu_percent: dict[str, float]
     cpu_ms_per_pair: dict[str, float]
+
+    @property
+    def accepted_to_matched(self) -> float | None:
+        """How many times faster pairs were accepted than matched (above 1: a backlog grew)."""
+        if not self.matched_pairs_per_s:
+            return None
+        return round(self.accepted_per_s / 2 / self.matched_pairs_per_s, 2)
 
 
 @dataclass
@@ -96,11 +77,16 @@ def percentile(sorted_values: Sequence[float], percent: float) -> float:
 
 
 def latency_ms(outcomes: Iterable[PairOutcome]) -> LatencyMs | None:
-    values = sorted(
+    return latency_summary(
         1000 * (matched - outcome.second_sent)
         for outcome in outcomes
         if (matched := outcome.matched_at()) is not None
     )
+
+
+def latency_summary(values_ms: Iterable[float]) -> LatencyMs | None:
+    """The percentiles of these latencies (milliseconds); None if there are none."""
+    values = sorted(values_ms)
     if not values:
         return None
     p50, p95, p99 = (round(percentile(values, p), 1) for p in (50, 95, 99))
@@ -115,16 +101,13 @@ def check(
     Messages nobody awaited are charged to the phase checked next after they arrived:
     phases run one after the other, each waiting ``--grace`` for late ones.
     """
-    rejected = Counter(s for outcome in outcomes for s in outcome.statuses if s != ACCEPTED)
-    result = Correctness(rejected=dict(rejected), pairs_not_sent=len(pairs) - len(outcomes))
-    for outcome in outcomes:
-        for side in outcome.pair.sides:
-            got = recorder.delivered_to(side)
-            distinct_ids = len({event.event_id for event in got})
-            result.missing_matches += not got
-            result.duplicate_matches += max(distinct_ids - 1, 0)
-            result.redelivered_matches += len(got) - distinct_ids
-    result.wrong_matches = dict(Counter(e.content_type for e in recorder.take_unexpected()))
+    result = check_replies(
+        (status for outcome in outcomes for status in outcome.statuses),
+        len(pairs) - len(outcomes),
+        (recorder.reply_for(side) for outcome in outcomes for side in outcome.pair.sides),
+        recorder,
+    )
+    result.unexpected = recorder.take_unexpected()
     return result
 
 
@@ -148,6 +131,7 @@ def pairing_figures(
     cpu: tuple[CpuSnapshot, CpuSnapshot],
     *,
     concurrency: int | None,
+    max_outstanding: int | None,
     offered: float | None,
     lag: float | None,
     retries: int,
@@ -164,6 +148,7 @@ def pairing_figures(
         arrival=arrival,
         pairs=len(pairs),
         concurrency=concurrency,
+        max_outstanding=max_outstanding,
         offered_pairs_per_s=None if offered is None else round(offered, 1),
         requests_accepted=accepted,
         accepted_per_s=rate(accepted, last_sent - start),

@@ -24,6 +24,7 @@ import aiohttp
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing_protocols import Pair, Side
+from benchmarks.replies import ACCEPTED
 
 SERVER_ENDPOINT_ID = "0" + hashlib.sha256(b"letro benchmark server").hexdigest()
 HTTP_TIMEOUT = 10.0
@@ -39,7 +40,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _event_headers(sender_id: str, content_type: str) -> dict[str, str]:
+def event_headers(sender_id: str, content_type: str) -> dict[str, str]:
     """Headers of a binary-mode CloudEvent as the Awala Internet Endpoint posts it."""
     now = datetime.now(UTC)
     return {
@@ -69,25 +70,21 @@ class PairOutcome:
         return max(future.result() for future in self.matches)
 
 
-class PairingClient:
-    def __init__(
-        self, http: aiohttp.ClientSession, url: str, recorder: MatchRecorder, content_type: str
-    ) -> None:
+class IngressClient:
+    """Posts service messages to the ingress, as the Awala Internet Endpoint does."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
         self._http = http
         self._url = url
-        self._recorder = recorder
-        self._content_type = content_type
         self.transport_retries = 0
 
-    async def send(self, side: Side) -> str:
-        """Post one side's pairing request; return the status code, or the last error's name."""
-        headers = _event_headers(side.endpoint_id, self._content_type)
+    async def post(self, sender_id: str, content_type: str, body: bytes) -> str:
+        """Post one message; return the status code, or the last error's name."""
+        headers = event_headers(sender_id, content_type)
         outcome = "error:not sent"
         for attempt in range(TRANSPORT_RETRIES + 1):
             try:
-                async with self._http.post(
-                    self._url, headers=headers, data=side.request
-                ) as response:
+                async with self._http.post(self._url, headers=headers, data=body) as response:
                     await response.read()
             except (
                 aiohttp.ClientConnectionError,
@@ -100,6 +97,19 @@ class PairingClient:
                 continue
             return str(response.status)
         return outcome
+
+
+class PairingClient(IngressClient):
+    def __init__(
+        self, http: aiohttp.ClientSession, url: str, recorder: MatchRecorder, content_type: str
+    ) -> None:
+        super().__init__(http, url)
+        self._recorder = recorder
+        self._content_type = content_type
+
+    async def send(self, side: Side) -> str:
+        """Post one side's pairing request; return the status code, or the last error's name."""
+        return await self.post(side.endpoint_id, self._content_type, side.request)
 
     def _expect(self, pair: Pair) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
         return self._recorder.expect(pair.first), self._recorder.expect(pair.second)
@@ -126,18 +136,21 @@ class PairingClient:
 async def open_client(
     exits: AsyncExitStack, pool: int, url: str, recorder: MatchRecorder, content_type: str
 ) -> PairingClient:
-    """A client of the ingress at ``url`` with its own pool of ``pool`` connections.
+    """A client of the ingress at ``url`` with its own pool of ``pool`` connections."""
+    return PairingClient(await open_session(exits, pool), url, recorder, content_type)
+
+
+async def open_session(exits: AsyncExitStack, pool: int) -> aiohttp.ClientSession:
+    """An HTTP session with its own pool of ``pool`` connections, closed with ``exits``.
 
     aiohttp, not httpx: the generator shares the cores with the stack it measures, and
     with httpx it spent more CPU per request than the ingress serving it (py-spy).
     """
     connector = aiohttp.TCPConnector(limit=pool, keepalive_timeout=KEEPALIVE_EXPIRY)
-    http = await exits.enter_async_context(
-        aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
-        )
+    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
+    return await exits.enter_async_context(
+        aiohttp.ClientSession(connector=connector, timeout=timeout)
     )
-    return PairingClient(http, url, recorder, content_type)
 
 
 async def in_lanes(
@@ -155,6 +168,36 @@ async def in_lanes(
 
     await asyncio.gather(*(lane(drive) for drive in drivers))
     return results
+
+
+def bounded(
+    drive: Callable[[Pair], Awaitable[PairOutcome]],
+    outstanding: asyncio.Semaphore,
+    deadline: float,
+) -> Callable[[Pair], Awaitable[PairOutcome]]:
+    """``drive``, holding one of ``outstanding``'s slots from the first request to the match.
+
+    Without a bound, a closed loop that waits only for acceptance runs ahead of matching and
+    its latency becomes time spent queued; with one, it measures the service time.
+    """
+
+    async def drive_bounded(pair: Pair) -> PairOutcome:
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                await outstanding.acquire()
+        except TimeoutError:
+            # Matches stopped coming: this pair goes out unbounded and the lane then stops,
+            # as every lane does past the deadline; the missing matches fail the phase.
+            return await drive(pair)
+        outcome = await drive(pair)
+        if any(status != ACCEPTED for status in outcome.statuses):
+            outstanding.release()  # a refused pair will never match
+        else:
+            both = asyncio.gather(*outcome.matches)
+            both.add_done_callback(lambda _: outstanding.release())
+        return outcome
+
+    return drive_bounded
 
 
 async def at_rate(

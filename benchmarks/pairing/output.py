@@ -10,6 +10,9 @@ from benchmarks.pairing.run import Report
 from benchmarks.pairing.workload import Arrival
 from benchmarks.pairing_protocols import VerificationFigures
 
+# Accepting this much faster than matching leaves a backlog worth saying so.
+BACKLOG_RATIO = 1.1
+
 
 def print_report(report: Report, title: str) -> None:
     before = " ".join(f"{v:.2f}" for v in report.load_average_before)
@@ -22,6 +25,7 @@ def print_report(report: Report, title: str) -> None:
         _print_floor(report.floor)
     if report.closed_loop:
         _print_pairing(report.closed_loop, title)
+        _print_backlog(report.closed_loop)
         ratio = report.ratio_to_floor
         if ratio is not None:
             verdict = "met" if ratio >= report.ratio_target else "MISSED"
@@ -59,8 +63,8 @@ def _print_floor(floor: FloorFigures) -> None:
     )
     if floor.failures:
         print(f"  FAILURES              {floor.failures}")
-    print(f"  CPU % of one core     {_cpu(floor.cpu_percent)}")
-    print(f"  CPU ms per pair       {_cpu(floor.cpu_ms_per_pair, digits=1)}")
+    print(f"  CPU % of one core     {cpu_text(floor.cpu_percent)}")
+    print(f"  CPU ms per pair       {cpu_text(floor.cpu_ms_per_pair, digits=1)}")
 
 
 def _print_pairing(figures: PairingFigures, title: str) -> None:
@@ -97,8 +101,28 @@ def _print_pairing(figures: PairingFigures, title: str) -> None:
         print(f"  transport retries     {figures.transport_retries} (same parcel id, not failures)")
     if not figures.correctness.ok:
         print(f"  FAILURES              {figures.correctness}")
-    print(f"  CPU % of one core     {_cpu(figures.cpu_percent)}")
-    print(f"  CPU ms per pair       {_cpu(figures.cpu_ms_per_pair, digits=1)}")
+    print(f"  CPU % of one core     {cpu_text(figures.cpu_percent)}")
+    print(f"  CPU ms per pair       {cpu_text(figures.cpu_ms_per_pair, digits=1)}")
+
+
+def _print_backlog(closed: PairingFigures) -> None:
+    """Whether the closed loop's latency is service time or time queued behind a backlog."""
+    ratio = closed.accepted_to_matched
+    if ratio is None:
+        return
+    rates = f"({closed.accepted_per_s / 2:.1f} vs {closed.matched_pairs_per_s} pairs/s)"
+    if closed.max_outstanding is not None:
+        print(
+            f"  accepted vs matched   {ratio:.2f}x {rates}, at most {closed.max_outstanding}"
+            " pairs accepted and unmatched: the latency above is service time"
+        )
+    elif ratio > BACKLOG_RATIO:
+        print(
+            f"  accepted vs matched   accepted {ratio:.2f}x faster than matched {rates}: pairs"
+            " queue up, so the latency above is mostly backlog (--max-outstanding N bounds it)"
+        )
+    else:
+        print(f"  accepted vs matched   {ratio:.2f}x {rates}: little backlog built up")
 
 
 def _print_verification(figures: VerificationFigures, closed: PairingFigures | None) -> None:
@@ -129,7 +153,7 @@ def _print_verification(figures: VerificationFigures, closed: PairingFigures | N
         )
 
 
-def _cpu(usage: dict[str, float], digits: int = 0) -> str:
+def cpu_text(usage: dict[str, float], digits: int = 0) -> str:
     # Components idle in this phase (the other phase's worker) are left out; "others" and
     # "machine" always show, as they tell whether the figures were measured on a quiet machine.
     shown = {n: v for n, v in usage.items() if round(v, digits) or n in ("others", "machine")}
@@ -141,5 +165,7 @@ def report_json(report: Report) -> str:
     data["ratio_to_floor"] = report.ratio_to_floor
     data["acceptance_ratio"] = report.acceptance_ratio
     data["verification_core_share"] = report.verification_core_share
+    if report.closed_loop:
+        data["closed_loop"]["accepted_to_matched"] = report.closed_loop.accepted_to_matched
     data["ok"] = report.ok
     return json.dumps(data, indent=2)

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,6 @@ from temporalio.service import RPCError
 from benchmarks.cpu import CpuSnapshot, ms_per_item, snapshot, usage_percent
 from benchmarks.floor import FLOOR_SIGNAL, FLOOR_WORKFLOW, parse_completion
 from benchmarks.pairing.figures import (
-    Correctness,
     FloorFigures,
     PairingFigures,
     pairing_figures,
@@ -30,7 +29,9 @@ from benchmarks.pairing.figures import (
 )
 from benchmarks.pairing.load_generator import (
     PairingClient,
+    PairOutcome,
     at_rate,
+    bounded,
     in_lanes,
     open_client,
     wait_for_matches,
@@ -38,6 +39,7 @@ from benchmarks.pairing.load_generator import (
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing.workload import Arrival, Workload
 from benchmarks.pairing_protocols import Pair
+from benchmarks.replies import Correctness
 from benchmarks.stack import Stack
 
 # Open loop: a pool this big never makes an arrival wait for a connection at the rates the
@@ -111,7 +113,12 @@ async def pairing_phase(
             together = arrival is Arrival.SIMULTANEOUS
             pool = 2 if together else 1
             lanes = [await _pairing_client(bench, clients, pool) for _ in range(args.concurrency)]
-            drivers = [lane.drive_together if together else lane.drive for lane in lanes]
+            drivers: list[Callable[[Pair], Awaitable[PairOutcome]]] = [
+                lane.drive_together if together else lane.drive for lane in lanes
+            ]
+            if arrival is Arrival.CLOSED and args.max_outstanding:
+                outstanding = asyncio.Semaphore(args.max_outstanding)
+                drivers = [bounded(drive, outstanding, deadline) for drive in drivers]
             outcomes = await in_lanes(pairs, deadline, drivers)
     await wait_for_matches(outcomes, min(deadline, time.monotonic() + args.match_timeout))
     after = bench.cpu()
@@ -120,6 +127,7 @@ async def pairing_phase(
     return pairing_figures(
         phase, arrival, pairs, outcomes, bench.recorder, (before, after),
         concurrency=None if arrival is Arrival.OPEN else args.concurrency,
+        max_outstanding=args.max_outstanding if arrival is Arrival.CLOSED else None,
         offered=rate_per_s, lag=lag, retries=sum(lane.transport_retries for lane in lanes),
     )  # fmt: skip
 

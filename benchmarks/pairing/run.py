@@ -17,11 +17,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from benchmarks.pairing.figures import Correctness, FloorFigures, PairingFigures
+from benchmarks.pairing.figures import FloorFigures, PairingFigures
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing.phases import Bench, FloorLog, floor_phase, pairing_phase, warm_up
 from benchmarks.pairing.workload import Arrival, Workload, open_loop_pairs
 from benchmarks.pairing_protocols import VerificationFigures
+from benchmarks.replies import Correctness
 from benchmarks.stack import Stack, serve_sink, start_floor_worker, start_local_stack
 from infra.services import free_port
 
