@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
 from infra.agents import Agent
@@ -59,3 +61,10 @@ def requests_collection(
 ) -> AsyncCollection[dict[str, Any]]:
     """The stored pairing requests of the test session's worker (``MONGODB_DB=letro_test``)."""
     return mongo["letro_test"]["contactpairingrequests"]
+
+
+async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
+    """How many signals a workflow run's history holds."""
+    history = await handle.fetch_history()
+    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    return sum(event.event_type == signalled for event in history.events)

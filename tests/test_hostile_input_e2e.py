@@ -27,7 +27,7 @@ from letro.content_types import (
 )
 from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import binary_event_headers
+from tests.helpers import binary_event_headers, signal_count
 from tests.test_pairing_fuzz import mutate
 from workflows.legacy_pairing import workflow_id_for as legacy_workflow_id
 from workflows.veraid_pairing import workflow_id_for
@@ -54,12 +54,6 @@ async def post(
 
 def pair_handle(client: Client, a: str, b: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(workflow_id_for(pairing_key(a), pairing_key(b)))
-
-
-async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
-    history = await handle.fetch_history()
-    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    return sum(event.event_type == signalled for event in history.events)
 
 
 async def exists(handle: WorkflowHandle[Any, Any]) -> bool:

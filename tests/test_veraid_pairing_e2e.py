@@ -18,8 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import AsyncMongoClient
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
@@ -30,7 +29,12 @@ from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pai
 from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
 from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, requests_collection
+from tests.helpers import (
+    SERVER_ENDPOINT_ID,
+    binary_event_headers,
+    requests_collection,
+    signal_count,
+)
 from workflows.veraid_pairing import (
     ContactPairingRefusal,
     VeraidContactPairing,
@@ -114,12 +118,6 @@ async def wait_for_status(
             except RPCError:
                 pass
             await asyncio.sleep(0.1)
-
-
-async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
-    history = await handle.fetch_history()
-    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    return sum(event.event_type == signalled for event in history.events)
 
 
 async def wait_for_events(sink: Sink, *agents: VeraidAgent) -> None:
