@@ -37,6 +37,8 @@ from typing import Any, ClassVar, Self
 from pymongo import MongoClient, WriteConcern
 from pymongo.errors import OperationFailure, PyMongoError
 
+from workflows import visibility
+
 __all__ = [
     "MongoDB",
     "PubSubEmulator",
@@ -290,6 +292,15 @@ def _find_executable(bundled: Path | None, name: str) -> Path | None:
 # Temporal
 
 
+def _search_attribute_flags() -> list[str]:
+    # The service's own (workflows.visibility), registered before anything starts.
+    return [
+        flag
+        for name, kind in visibility.DECLARATIONS.items()
+        for flag in ("--search-attribute", f"{name}={kind}")
+    ]
+
+
 class TemporalDevServer(_Service):
     """``temporal server start-dev`` bound to 127.0.0.1, persisted to ``<data_dir>/temporal.db``."""
 
@@ -342,6 +353,7 @@ class TemporalDevServer(_Service):
             "--sqlite-pragma", "journal_mode=wal",
             "--sqlite-pragma", "synchronous=normal",
             "--log-level", "warn",
+            *_search_attribute_flags(),
             *_TEMPORAL_NO_USER_CONFIG,
         ]  # fmt: skip
 

@@ -183,6 +183,8 @@ async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> Non
             task_queue=task_queue,
             start_signal=decision.signal_name,
             start_signal_args=[decision.signal_input],
+            search_attributes=decision.search_attributes,
+            static_summary=decision.summary,
             rpc_timeout=TEMPORAL_RPC_TIMEOUT,
         )
         return
@@ -197,6 +199,8 @@ async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> Non
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=decision.search_attributes,
+        static_summary=decision.summary,
         rpc_timeout=TEMPORAL_RPC_TIMEOUT,
     )
 

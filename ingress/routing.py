@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from temporalio.common import TypedSearchAttributes
 from temporalio.types import MethodAsyncSingleParam
 
 import veraid
@@ -66,6 +67,7 @@ from workflows import (
     forwarding,
     legacy_pairing,
     veraid_pairing,
+    visibility,
 )
 from workflows.account_creation import AccountCreation
 from workflows.connection_params import ConnectionParamsRetrieval
@@ -101,6 +103,8 @@ class HandOver:
 
     workflow_id: str
     log_fields: Mapping[str, str]
+    search_attributes: TypedSearchAttributes
+    summary: str | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,9 @@ class SignalWithStart(HandOver, Generic[WorkflowT, InputT, SignalT]):
     signal: Callable[[WorkflowT, SignalT], None]
     signal_input: SignalT
     log_fields: Mapping[str, str] = field(default_factory=dict)
+    # What the Web UI lists: applied only when this starts the workflow.
+    search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+    summary: str | None = None
 
     @property
     def signal_name(self) -> str:
@@ -138,6 +145,8 @@ class StartOnce(HandOver, Generic[InputT]):
     workflow_id: str
     start_input: InputT
     log_fields: Mapping[str, str] = field(default_factory=dict)
+    search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+    summary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,16 @@ def _legacy_pairing_request(
             "requesterVeraidId": request.requester_veraid_id,
             "targetVeraidId": request.target_veraid_id,
         },
+        search_attributes=visibility.at_start(visibility.LEGACY_PAIRING, pending=True),
+        summary=_pair_summary(
+            "Legacy pairing", request.requester_veraid_id, request.target_veraid_id
+        ),
     )
+
+
+def _pair_summary(protocol: str, veraid_id_a: str, veraid_id_b: str) -> str:
+    first, second = sorted((veraid_id_a, veraid_id_b))
+    return f"{protocol}: {first} and {second}"
 
 
 def _connection_params_request(
@@ -218,6 +236,8 @@ def _connection_params_request(
             retry_seconds=options.connection_params_retry_window.total_seconds(),
         ),
         log_fields={"internetAddress": request.ascii_domain_name},
+        search_attributes=visibility.at_start(visibility.CONNECTION_PARAMS),
+        summary=f"Connection params of {request.ascii_domain_name}",
     )
 
 
@@ -247,6 +267,8 @@ def _contact_pairing_request(
                 failure_b64=base64.b64encode(verdict.failure_message).decode("ascii"),
             ),
             log_fields={"reason": verdict.reason.name, "explanation": verdict.explanation},
+            search_attributes=visibility.at_start(visibility.PAIRING_REFUSAL),
+            summary=f"Contact pairing request refused: {verdict.reason.name}",
         )
     return _signal_verified_pair(message, options, verdict)
 
@@ -274,6 +296,8 @@ def _signal_verified_pair(
             signature_bundle_b64=base64.b64encode(request.signature_bundle).decode("ascii"),
         ),
         log_fields={"requesterVeraidId": requester, "targetVeraidId": target},
+        search_attributes=visibility.at_start(visibility.VERAID_PAIRING, pending=True),
+        summary=_pair_summary("VeraId pairing", requester, target),
     )
 
 
@@ -302,6 +326,8 @@ def _account_request(
             public_key_b64=base64.b64encode(request.public_key_der).decode("ascii"),
         ),
         log_fields={"requestedUserName": request.user_name, "locale": request.locale},
+        search_attributes=visibility.at_start(visibility.ACCOUNT_CREATION),
+        summary=f"Account creation ({request.locale})",
     )
 
 
@@ -332,6 +358,8 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
             content_b64=base64.b64encode(content).decode("ascii"),
         ),
         log_fields={"granterId": routing.granter_id, "granteeId": routing.grantee_id},
+        search_attributes=visibility.at_start(visibility.AUTHORISATION),
+        summary="Pairing authorisation forwarded to its grantee",
     )
 
 

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from letro.contact_pairing import LETRO_SERVICE_OID
     from letro.content_types import ACCOUNT_CREATION
     from metrics import ACCOUNT_OUTCOMES, count
+    from workflows import visibility
     from workflows.replies import RETRY_FOREVER, emit, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
@@ -104,8 +105,10 @@ class AccountCreation:
             assigned, bundle_b64 = await self._create(account)
         except _NoAccount:
             count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="not_created")
+            visibility.record(outcome="not-created")
             return AccountCreationOutcome(None, 0)
         count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="created")
+        visibility.record(outcome="created")
         self._assigned = assigned
         reply = self._reply(first, account, assigned, bundle_b64)
 

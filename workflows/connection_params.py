@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
     from metrics import CONNECTION_PARAMS_OUTCOMES, count
+    from workflows import visibility
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "connection-params"
@@ -70,6 +71,12 @@ class ConnectionParamsRetrieval:
             reply=outcome.content_type,
             retries_ran_out=str(outcome.gave_up_after_retries).lower(),
         )
+        if outcome.content_type == CONNECTION_PARAMS:
+            visibility.record(outcome="served")
+        else:
+            visibility.record(
+                outcome="gave-up" if outcome.gave_up_after_retries else "misconfigured"
+            )
         return outcome
 
     async def _answer(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:

@@ -11,6 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contract.messages import Forwarding
+    from workflows import visibility
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "forward"
@@ -33,3 +34,4 @@ class ForwardServiceMessage:
                 content_b64=forwarding.content_b64,
             )
         )
+        visibility.record(outcome="forwarded")

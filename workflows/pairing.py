@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Counter,
         count,
     )
+    from workflows import visibility
     from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 # The pair workflows (every pairing request is a signal to one) run outside the workflow
@@ -131,6 +132,7 @@ class PairWorkflow:
                 state.expirations += len(pending)
                 self._count(PAIRING_EXPIRATIONS, len(pending))
                 pending.clear()
+                visibility.record(outcome="expired", pending=False)
                 idle_since = workflow.now()
                 continue
 
@@ -143,8 +145,10 @@ class PairWorkflow:
                 state.matches += 1
                 self._count(PAIRING_MATCHES)
                 pending.clear()
+                visibility.record(outcome="matched", pending=False)
             elif updated:
                 await self._store(updated)
+                visibility.record(pending=True)  # a command only when it was not already
             idle_since = workflow.now()
 
             if not self._history_is_long():

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from letro.content_types import CONTACT_PAIRING_FAILURE, CONTACT_PAIRING_REQUEST
     from metrics import PAIRING_FAILURE_REPLIES, count
+    from workflows import visibility
     from workflows.pairing import SANDBOXED, PairWorkflow, pair_workflow_id
     from workflows.replies import emit, event_id, outgoing_message
 
@@ -77,4 +78,5 @@ class ContactPairingRefusal:
             extra={"peerId": refusal.sender_endpoint_id, "reason": refusal.reason},
         )
         count(workflow.metric_meter(), PAIRING_FAILURE_REPLIES, reason=refusal.reason)
+        visibility.record(outcome=refusal.reason)
         return ContactPairingRefusalOutcome(refusal.reason)
