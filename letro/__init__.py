@@ -34,7 +34,6 @@ from letro.legacy_pairing import (
     LegacyPairingRequest,
     parse_pairing_request,
     serialise_pairing_match,
-    unordered_pair_key,
 )
 from letro.veraid_ids import (
     MAX_DOMAIN_NAME_LENGTH,
@@ -72,5 +71,4 @@ __all__ = [
     "parse_pairing_request",
     "parse_veraid_user_id",
     "serialise_pairing_match",
-    "unordered_pair_key",
 ]

@@ -148,11 +148,3 @@ def serialise_pairing_match(
     key_base64 = base64.b64encode(contact_id_key).decode("ascii")
     return _SEPARATOR.join([*text_fields.values(), key_base64]).encode("utf-8")
 
-
-def unordered_pair_key(a: str, b: str) -> tuple[str, str]:
-    """Return the two VeraId ids in a fixed order, whichever order they are given in.
-
-    The order is by code point (no locale, no case folding), so both peers of a pairing
-    map to the same key on any machine.
-    """
-    return (a, b) if a <= b else (b, a)

@@ -14,7 +14,6 @@ from letro import (
     MalformedPairingRequest,
     parse_pairing_request,
     serialise_pairing_match,
-    unordered_pair_key,
 )
 
 ALICE = "alice@applepie.rocks"
@@ -251,29 +250,6 @@ def test_serialise_match_refuses_fields_that_break_framing(
             contact_endpoint_id=endpoint_id,
             contact_id_key=key,
         )
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "expected"),
-    [
-        (ALICE, BOB, (ALICE, BOB)),
-        (BOB, ALICE, (ALICE, BOB)),
-        # By code point: upper case sorts before lower case, and nothing is folded.
-        ("zed@example.com", "Zed@example.com", ("Zed@example.com", "zed@example.com")),
-        ("é@example.com", "z@example.com", ("z@example.com", "é@example.com")),
-    ],
-)
-def test_unordered_pair_key(a: str, b: str, expected: tuple[str, str]) -> None:
-    assert unordered_pair_key(a, b) == expected
-
-
-@given(st.text(), st.text())
-def test_unordered_pair_key_ignores_order(a: str, b: str) -> None:
-    key = unordered_pair_key(a, b)
-
-    assert key == unordered_pair_key(b, a)
-    assert sorted(key) == sorted([a, b])
-    assert key[0] <= key[1]
 
 
 _ASCII_LABELS = st.from_regex(r"[a-z0-9]([a-z0-9\-]{0,20}[a-z0-9])?", fullmatch=True).filter(

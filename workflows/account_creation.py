@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from datetime import timedelta
 from typing import TypeVar
 
@@ -46,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from letro.content_types import ACCOUNT_CREATION
     from metrics import ACCOUNT_OUTCOMES, count
     from workflows import visibility
-    from workflows.replies import RETRY_FOREVER, emit, outgoing_message
+    from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
 
@@ -205,11 +204,8 @@ class AccountCreation:
         content = serialise_account_creation(
             account.requested_user_name, account.locale, assigned, base64.b64decode(bundle_b64)
         )
-        # One reply per run, so the run alone fixes its id (no step, unlike replies.event_id).
-        info = workflow.info()
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"temporal:{info.workflow_id}/{info.run_id}")
         return outgoing_message(
-            event_id=str(event_id),
+            event_id=event_id("account-creation"),  # one reply per run, resent as it is
             sender_endpoint_id=request.server_endpoint_id,
             recipient_endpoint_id=request.sender_endpoint_id,
             content_type=ACCOUNT_CREATION,
