@@ -147,4 +147,3 @@ def serialise_pairing_match(
         raise ValueError("contact_id_key must not be empty")
     key_base64 = base64.b64encode(contact_id_key).decode("ascii")
     return _SEPARATOR.join([*text_fields.values(), key_base64]).encode("utf-8")
-
