@@ -705,7 +705,8 @@ class _Reader:
     def value(self, variable: Variable[T]) -> T:
         """A variable with a default, or a required one once no problem was found."""
         value = self.optional(variable)
-        assert value is not None, f"{variable.name} has no default"
+        if value is None:  # a declaration without default, read before its check: a bug
+            raise LookupError(f"{variable.name} has no value")
         return value
 
     def section(self, name: str) -> dict[str, Any]:

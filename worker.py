@@ -76,10 +76,15 @@ def tune_garbage_collector() -> None:
 
 def make_sink(settings: Settings) -> EventSink:
     if settings.transport is Transport.GOOGLE_PUBSUB:
-        assert settings.pubsub_topic is not None  # guaranteed by load_settings("worker")
-        return PubSubSink(settings.pubsub_topic)
-    assert settings.sink_url is not None
-    return HttpBinarySink(settings.sink_url)
+        return PubSubSink(_required(settings.pubsub_topic, "CE_GPUBSUB_TOPIC"))
+    return HttpBinarySink(_required(settings.sink_url, "K_SINK"))
+
+
+def _required(value: str | None, variable: str) -> str:
+    # load_settings("worker") refuses a configuration without it; this guards against a bug.
+    if value is None:
+        raise ConfigError([f"{variable} is required"])
+    return value
 
 
 def make_authority_client(accounts: AccountSettings) -> AuthorityClient | None:
@@ -90,8 +95,7 @@ def make_authority_client(accounts: AccountSettings) -> AuthorityClient | None:
     if accounts.vauth_api_audience:
         tokens = GoogleIdToken(accounts.vauth_api_audience)
     else:
-        assert accounts.vauth_api_token is not None  # guaranteed by load_settings
-        tokens = StaticToken(accounts.vauth_api_token)
+        tokens = StaticToken(_required(accounts.vauth_api_token, "VAUTH_API_TOKEN"))
     return AuthorityClient(accounts.vauth_api_url, tokens)
 
 

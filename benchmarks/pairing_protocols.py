@@ -269,7 +269,8 @@ def generate_keys(count: int) -> list[rsa.RSAPrivateKey]:
     for der in ders:
         # Skipping the consistency checks is safe: the keys were generated a moment ago.
         key = load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
-        assert isinstance(key, rsa.RSAPrivateKey)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError(f"Expected an RSA key, got {type(key).__name__}")
         keys.append(key)
     return keys
 

@@ -325,7 +325,8 @@ class HttpsRecorder:
     def scenario_of_request(self) -> Scenario:
         """The scenario of the port the current request arrived on."""
         server = request.scope["server"]
-        assert server is not None
+        if server is None:
+            raise LookupError("The request came on no known socket")
         return next(scenario for scenario, bound in self.ports.items() if bound == server[1])
 
 
@@ -371,8 +372,7 @@ def create_https_app(recorder: HttpsRecorder, dns_server: DnsServer, params_der:
         recorder.requests[scenario] += 1
         if scenario is not Scenario.DOH:
             return Response("Resolver broken", 500)
-        body = await request.get_data(as_text=False)
-        assert isinstance(body, bytes)
+        body: bytes = await request.get_data(as_text=False)  # type: ignore[assignment]
         reply = dns_server.answer(body, "doh")
         if reply is None:
             await asyncio.sleep(HANG_SECONDS)

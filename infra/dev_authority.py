@@ -102,7 +102,8 @@ class DevAuthority:
         path = self._key_dir / f"{name}.pem"
         if path.is_file():
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            assert isinstance(key, rsa.RSAPrivateKey)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise TypeError(f"{path} does not hold an RSA key")
             return key
         key = _rsa_key()
         self._key_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,8 @@ class DevAuthority:
     def member_bundle(self, member: _Member, key: _PublicKey) -> bytes:
         organisation = self.organisations[member.organisation]
         public_key = serialization.load_der_public_key(key.spki)
-        assert isinstance(public_key, rsa.RSAPublicKey)  # checked when imported
+        if not isinstance(public_key, rsa.RSAPublicKey):  # checked when imported: a bug
+            raise TypeError("A member key that is not RSA was imported")
         now = datetime.now(UTC)
         certificate = veraid.issue_member_certificate(
             member.name,

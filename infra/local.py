@@ -126,7 +126,7 @@ def main() -> None:
                 print(f"{', '.join(dead)} exited unexpectedly; stopping", file=sys.stderr)
                 exit_code = 1
                 break
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a clean message, whatever failed to start
         print(f"Could not start the stack: {error}", file=sys.stderr)
         exit_code = 1
     finally:

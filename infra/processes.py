@@ -36,7 +36,8 @@ class ChildProcess:
 
     @property
     def pid(self) -> int:
-        assert self._process is not None
+        if self._process is None:
+            raise RuntimeError(f"{self.name} was never started")
         return self._process.pid
 
     def start(self, ready: Callable[[], bool] | None = None, timeout: float = 30) -> None:
@@ -70,8 +71,8 @@ class ChildProcess:
         """SIGKILL, as a crash would: no clean-up at all."""
         if self.is_running():
             os.killpg(self.pid, signal.SIGKILL)
-            assert self._process is not None
-            self._process.wait()
+            if self._process is not None:
+                self._process.wait()
 
     def stop(self, timeout: float = 15) -> None:
         if self._process is not None and self._process.poll() is None:

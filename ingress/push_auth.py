@@ -463,7 +463,8 @@ def push_authentication(settings: Settings) -> PushAuthentication:
 
 
 def _policy(push: PubSubPushSettings) -> PushAuthPolicy:
-    assert push.audience is not None
+    if push.audience is None:  # load_settings requires it with the service accounts
+        raise ValueError("PUBSUB_PUSH_AUDIENCE is not set")
     return PushAuthPolicy(
         audience=push.audience,
         service_accounts=frozenset(account.lower() for account in push.service_accounts),

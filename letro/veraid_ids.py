@@ -196,5 +196,6 @@ def pairing_key(veraid_id: str) -> str:
     """
     user_id = parse_veraid_user_id(veraid_id)
     ascii_domain = _to_ascii(user_id.domain_name.lower())
-    assert ascii_domain is not None  # the id was just validated, conversion included
+    if ascii_domain is None:  # the id was just validated, conversion included: unreachable
+        raise InvalidVeraidId(f"Domain name {excerpt(user_id.domain_name)} has no ASCII form")
     return f"{user_id.user_name.lower()}@{ascii_domain}"

@@ -282,12 +282,11 @@ def verify_signature_bundle(
     required = _as_period(when)
     read = _read_signature_bundle(bundle, cache)
     parsed, organisation, signer = read.parsed, read.organisation, read.signer
-    if (parsed.encapsulated is None) == (plaintext is None):
+    content = plaintext if plaintext is not None else parsed.encapsulated
+    if content is None or (parsed.encapsulated is not None and plaintext is not None):
         raise InvalidSignatureError(
             "The plaintext must be either encapsulated or passed separately (not both)"
         )
-    content = plaintext if plaintext is not None else parsed.encapsulated
-    assert content is not None
     if read.is_org_signature and (
         organisation.serial_number != parsed.signer_serial
         or organisation.issuer_name != parsed.signer_issuer
