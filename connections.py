@@ -10,13 +10,18 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 
 from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
+from payload_codec import data_converter
 
 # As the original server: fail fast when MongoDB is away, so the broker retries later.
 MONGO_TIMEOUT_MS = 3000
 
 
 async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) -> Client:
-    """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection."""
+    """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection.
+
+    With payload keys configured, the client (and a worker built on it) encrypts every
+    payload it sends and decrypts every one it receives.
+    """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert_path and settings.tls_client_key_path:
         tls = TLSConfig(
@@ -29,6 +34,7 @@ async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) ->
         api_key=settings.api_key,
         tls=tls,
         lazy=lazy,
+        data_converter=data_converter(settings.payload_keys),
     )
 
 
