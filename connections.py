@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from temporalio.client import Client
@@ -11,6 +12,8 @@ from temporalio.service import TLSConfig
 
 from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
 from payload_codec import data_converter
+
+logger = structlog.get_logger("connections")
 
 # As the original server: fail fast when MongoDB is away, so the broker retries later.
 MONGO_TIMEOUT_MS = 3000
@@ -27,6 +30,13 @@ async def connect_temporal(settings: TemporalSettings, *, lazy: bool = False) ->
         tls = TLSConfig(
             client_cert=settings.tls_client_cert_path.read_bytes(),
             client_private_key=settings.tls_client_key_path.read_bytes(),
+        )
+    if settings.payload_keys is not None:
+        # Said at start-up: an operator checks at a glance which key new payloads get.
+        logger.info(
+            "Temporal payloads are encrypted",
+            activeKeyId=settings.payload_keys.active_key_id,
+            keyIds=list(settings.payload_keys.key_ids),
         )
     return await Client.connect(
         settings.address,

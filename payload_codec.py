@@ -14,6 +14,7 @@ Decoding accepts payloads under any key of the keyring, so keys rotate by adding
 making it active and keeping the old ones until no history needs them; only the active key
 encrypts. Payloads written before encryption was turned on (any other encoding) pass through
 unchanged, while an encrypted payload that cannot be decrypted is an error, never passed on.
+Without a keyring nothing is encrypted, and an encrypted payload is still refused, loudly.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ class UnknownPayloadKey(PayloadDecodeError):
     def __init__(self, key_id: str) -> None:
         super().__init__(
             f"payload encrypted with key {key_id!r}, which is not among the configured keys"
+            " (TEMPORAL_PAYLOAD_KEYS or TEMPORAL_PAYLOAD_KEYS_FILE)"
+        )
+        self.key_id = key_id
+
+
+class NoPayloadKeys(PayloadDecodeError):
+    """An encrypted payload reached a process configured without payload keys."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            f"payload encrypted with key {key_id!r}, but this process has no payload keys"
             " (TEMPORAL_PAYLOAD_KEYS or TEMPORAL_PAYLOAD_KEYS_FILE)"
         )
         self.key_id = key_id
@@ -184,10 +196,35 @@ def _original(plaintext: bytes) -> Payload:
     return original
 
 
+class EncryptedPayloadGuard(PayloadCodec):
+    """The codec of a process without keys: payloads pass as they are, encrypted ones fail.
+
+    Without a codec, the SDK would meet an encrypted payload only when converting it to a
+    value, inside the workflow, where a signal whose input cannot be converted is dropped
+    (logged, not retried): a worker deployed without the keys would lose requests. Failing
+    here fails the workflow task instead, retried until the worker is given the keys.
+    """
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for payload in payloads:
+            if payload.metadata.get(ENCODING_KEY) == ENCODING:
+                raise NoPayloadKeys(payload.metadata.get(KEY_ID_KEY, b"").decode(errors="replace"))
+        return list(payloads)
+
+
+_WITHOUT_KEYS = dataclasses.replace(DataConverter.default, payload_codec=EncryptedPayloadGuard())
+
+
 def data_converter(keyring: PayloadKeyring | None) -> DataConverter:
-    """Temporal's default converter, encrypting every payload when given a keyring."""
+    """Temporal's default converter, encrypting every payload when given a keyring.
+
+    Without one, payloads are left as they are, but an encrypted one is refused loudly.
+    """
     if keyring is None:
-        return DataConverter.default
+        return _WITHOUT_KEYS
     return dataclasses.replace(
         DataConverter.default,
         payload_codec=EncryptionCodec(keyring),

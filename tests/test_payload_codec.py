@@ -20,6 +20,7 @@ from payload_codec import (
     NONCE_BYTES,
     EncryptionCodec,
     MalformedEncryptedPayload,
+    NoPayloadKeys,
     PayloadDecodeError,
     PayloadKey,
     PayloadKeyring,
@@ -209,5 +210,16 @@ async def test_the_data_converter_encrypts_failure_messages_too() -> None:
     assert str(decoded) == "member alice@applepie.rocks exists"
 
 
-def test_without_keys_the_default_converter_is_used() -> None:
-    assert data_converter(None) is DataConverter.default
+async def test_without_keys_payloads_are_left_as_they_are() -> None:
+    converter = data_converter(None)
+    [payload] = await converter.encode([Request("alice@applepie.rocks", b"k")])
+    assert (
+        payload == (await DataConverter.default.encode([Request("alice@applepie.rocks", b"k")]))[0]
+    )
+    assert await converter.decode([payload], [Request]) == [Request("alice@applepie.rocks", b"k")]
+
+
+async def test_without_keys_an_encrypted_payload_is_refused_not_misread() -> None:
+    encrypted = codec(KEY_B).encrypt(plain())
+    with pytest.raises(NoPayloadKeys, match=r"'b-2026\.11', but this process has no payload keys"):
+        await data_converter(None).decode([encrypted])

@@ -205,6 +205,19 @@ async def test_pairing_works_with_encryption_and_the_history_is_unreadable_witho
         assert base64.b64encode(agent.id_key) in decoded
 
 
+def test_both_processes_say_at_start_up_that_payloads_are_encrypted(encrypted: Deployment) -> None:
+    for log_file in (encrypted.worker.log_file, encrypted.ingress.process.log_file):
+        assert log_file is not None
+        [line] = [
+            json.loads(line)
+            for line in log_file.read_text().splitlines()
+            if "Temporal payloads are encrypted" in line
+        ]
+        assert (line["activeKeyId"], line["keyIds"]) == ("key-a", ["key-a"])
+        assert KEY_A.secret.hex() not in log_file.read_text()
+        assert base64.b64encode(KEY_A.secret).decode() not in log_file.read_text()
+
+
 async def test_a_client_without_the_key_cannot_read_a_query_result(
     http: httpx.AsyncClient,
     encrypted: Deployment,
@@ -295,16 +308,26 @@ async def test_rotation_an_old_workflow_completes_under_the_new_key(
     assert await EncryptionCodec(ROTATED).decode(payloads)
 
 
+@pytest.mark.parametrize(
+    ("wrong_keys", "complaint"),
+    [
+        (ONLY_B, "'key-a', which is not among the configured keys"),
+        (None, "'key-a', but this process has no payload keys"),
+    ],
+    ids=["other-key", "no-keys"],
+)
 async def test_a_worker_missing_the_key_fails_loudly_and_loses_nothing(
     http: httpx.AsyncClient,
     start_worker: StartWorker,
     start_ingress: StartIngress,
     sink: Sink,
     temporal: TemporalDevServer,
+    wrong_keys: PayloadKeyring | None,
+    complaint: str,
 ) -> None:
     alice, bob = new_agent("alice"), new_agent("bob")
     wid = workflow_id_for(alice.veraid_id, bob.veraid_id)
-    queue = "letro-encrypted-missing-key"
+    queue = f"letro-encrypted-missing-key-{'none' if wrong_keys is None else 'other'}"
     first = deploy(start_worker, start_ingress, sink, queue, ONLY_A)
     try:
         assert (await send_pairing_request(http, first.ingress.url, alice, bob)).status_code == 204
@@ -314,12 +337,14 @@ async def test_a_worker_missing_the_key_fails_loudly_and_loses_nothing(
     finally:
         first.stop()
 
-    # A worker deployed with B alone cannot read the history written under A: it must say so.
-    wrong = start_worker(queue, K_SINK=sink.url, **key_settings(ONLY_B))
+    # A worker deployed without A cannot read the history written under it: it must say so,
+    # and neither skip the new request nor drop it (as the SDK drops a signal it cannot read).
+    wrong_settings = {} if wrong_keys is None else key_settings(wrong_keys)
+    wrong = start_worker(queue, K_SINK=sink.url, **wrong_settings)
     ingress = start_ingress(TEMPORAL_TASK_QUEUE=queue, **key_settings(ROTATED))
     try:
         assert (await send_pairing_request(http, ingress.url, bob, alice)).status_code == 204
-        await until_logged(wrong.log_file, "'key-a', which is not among the configured keys")
+        await until_logged(wrong.log_file, complaint)
         assert sink.recorder.to(alice.endpoint_id) == []
     finally:
         wrong.process.stop()
