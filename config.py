@@ -14,6 +14,8 @@ is checked against the declarations (tests/test_config_readme.py).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -32,6 +34,7 @@ from letro.account_names import (
     DEFAULT_MAX_NAME_LENGTH,
     DEFAULT_RESERVED_WORDS,
 )
+from payload_codec import KEY_ID, KEY_ID_RULE, PayloadKey, PayloadKeyring
 from veraid import IANA_TRUST_ANCHORS, TrustAnchor
 
 T = TypeVar("T")
@@ -83,6 +86,8 @@ class TemporalSettings:
     tls_client_key_path: Path | None
     # Workflows the worker keeps in memory between tasks.
     max_cached_workflows: int
+    # Set: every payload sent to Temporal is encrypted (see payload_codec).
+    payload_keys: PayloadKeyring | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,20 @@ class PubSubPushSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CodecServerSettings:
+    """The codec server (``python -m codec_server``): Temporal's tools decrypt through it."""
+
+    log_level: str
+    log_format: LogFormat
+    host: str
+    port: int
+    # The Web UI origins whose pages may call it (CORS).
+    cors_origins: tuple[str, ...]
+    token: str | None  # bearer token every request must carry; None: no check
+    payload_keys: PayloadKeyring
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     version: str
     log_level: str
@@ -183,9 +202,19 @@ class Parser(Generic[T]):
     complaint: str  # ends the problem "NAME='text' <complaint>"
     # Lower-cased before parsing, and so in a problem: for names and fixed choices.
     case_insensitive: bool = False
+    # The ValueError's message follows the complaint: where a long value went wrong.
+    explains: bool = False
+    # The text is never quoted in a problem (it holds keys), only the explanation, which the
+    # parser writes without any secret in it.
+    secret: bool = False
 
     def normal(self, text: str) -> str:
         return text.lower() if self.case_insensitive else text
+
+    def problem(self, name: str, text: str, error: ValueError) -> str:
+        subject = name if self.secret else f"{name}={text!r}"
+        detail = f": {error}" if self.explains or self.secret else ""
+        return f"{subject} {self.complaint}{detail}"
 
 
 def _positive_int(text: str) -> int:
@@ -300,6 +329,79 @@ def _service_accounts(text: str) -> tuple[str, ...]:
     return accounts
 
 
+def _payload_key(key_id: str, encoded: str, where: str) -> PayloadKey:
+    """One key from its id and base64 text; errors name ``where`` and never the key."""
+    try:
+        secret = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise ValueError(f"{where}: the key is not base64") from None
+    try:
+        return PayloadKey(key_id, secret)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def _payload_keys(keys: list[PayloadKey]) -> tuple[PayloadKey, ...]:
+    ids = [key.key_id for key in keys]
+    duplicates = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+    if duplicates:
+        raise ValueError(f"key ids given twice: {', '.join(duplicates)}")
+    return tuple(keys)
+
+
+def _key_list(text: str) -> tuple[PayloadKey, ...]:
+    """``<id>:<base64 key>,...`` (the form of TEMPORAL_PAYLOAD_KEYS)."""
+    keys = []
+    for number, item in enumerate(text.split(","), start=1):
+        key_id, sep, encoded = item.strip().partition(":")
+        if not sep:
+            raise ValueError(f"item {number} is not <id>:<base64 key>")
+        keys.append(_payload_key(key_id.strip(), encoded.strip(), f"item {number}"))
+    return _payload_keys(keys)
+
+
+def _key_file(text: str) -> tuple[PayloadKey, ...]:
+    """A file of ``<id> <base64 key>`` lines; blank lines and ``#`` comments are skipped."""
+    try:
+        content = Path(text).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot be read ({type(error).__name__})") from None
+    keys = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(f"line {number} is not '<id> <base64 key>'")
+        keys.append(_payload_key(fields[0], fields[1], f"line {number}"))
+    if not keys:
+        raise ValueError("it holds no key")
+    return _payload_keys(keys)
+
+
+def _key_id(text: str) -> str:
+    if not KEY_ID.fullmatch(text):
+        raise ValueError(text)
+    return text
+
+
+def _origin(text: str) -> str:
+    """A web origin, ``http(s)://host[:port]``, as a browser sends it in ``Origin``."""
+    parts = urlsplit(text)  # raises ValueError itself on a malformed IPv6 host
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        raise ValueError(text)
+    if parts.path or parts.query or parts.fragment or parts.port == 0:
+        raise ValueError(text)  # (reading .port raises ValueError too when out of range)
+    return text
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(_origin(item.strip()) for item in text.split(",") if item.strip())
+    if not origins:
+        raise ValueError(text)
+    return origins
+
+
 def _choice(make: Callable[[str], T], choices: tuple[str, ...]) -> Parser[T]:
     def parse(text: str) -> T:
         if text not in choices:
@@ -333,6 +435,12 @@ LOCALE_DOMAINS = Parser(_locale_map, "is not a list of locale=domain pairs")
 SERVICE_ACCOUNTS = Parser(
     _service_accounts, "is not a comma-separated list of service account emails"
 )
+KEY_LIST = Parser(
+    _key_list, "is not a comma-separated list of <id>:<base64 32-byte key>", secret=True
+)
+KEY_FILE = Parser(_key_file, "is not a file of '<id> <base64 32-byte key>' lines", explains=True)
+KEY_ID_TEXT = Parser(_key_id, f"is not a key id ({KEY_ID_RULE})")
+ORIGINS = Parser(_origins, "is not a comma-separated list of http(s)://host[:port] origins")
 TRANSPORTS = _choice(Transport, tuple(Transport))
 LOG_FORMATS = _choice(LogFormat, tuple(LogFormat))
 LOG_TARGETS = _choice(LogTarget, tuple(LogTarget))
@@ -547,6 +655,28 @@ TEMPORAL_TLS_CLIENT_KEY_PATH = Variable(
     setting="temporal.tls_client_key_path",
 )
 
+# TemporalSettings.payload_keys, made from the three (see _payload_keyring).
+TEMPORAL_PAYLOAD_KEYS = Variable(
+    "TEMPORAL_PAYLOAD_KEYS",
+    KEY_LIST,
+    "keys that encrypt every payload sent to Temporal (AES-256-GCM), the same for ingress, worker"
+    " and codec server: comma-separated `<id>:<base64 32-byte key>`; all decrypt, the active"
+    " one encrypts",
+    default_doc="none (payloads not encrypted)",
+)
+TEMPORAL_PAYLOAD_KEYS_FILE = Variable(
+    "TEMPORAL_PAYLOAD_KEYS_FILE",
+    KEY_FILE,
+    "or a file of them, one `<id> <base64 key>` per line (`#` comments allowed); set one of the"
+    " two",
+)
+TEMPORAL_PAYLOAD_ACTIVE_KEY = Variable(
+    "TEMPORAL_PAYLOAD_ACTIVE_KEY",
+    KEY_ID_TEXT,
+    "id of the key new payloads are encrypted with (one of the keys)",
+    default_doc="required with keys",
+)
+
 # Settings: pairing.
 PAIRING_REQUEST_TTL_SECONDS = Variable(
     "PAIRING_REQUEST_TTL_SECONDS",
@@ -680,6 +810,37 @@ ACCOUNT_REQUEST_DEDUP_SECONDS = Variable(
     setting="accounts.dedup_window_seconds",
 )
 
+# CodecServerSettings, with the payload keys and LOG_LEVEL / LOG_FORMAT.
+CODEC_SERVER_HOST = Variable(
+    "CODEC_SERVER_HOST",
+    TEXT,
+    "address the codec server listens on",
+    default="127.0.0.1",
+    setting="codec_server.host",
+)
+CODEC_SERVER_PORT = Variable(
+    "CODEC_SERVER_PORT",
+    TCP_PORT,
+    "TCP port the codec server listens on",
+    default="8234",
+    setting="codec_server.port",
+)
+CODEC_SERVER_CORS_ORIGINS = Variable(
+    "CODEC_SERVER_CORS_ORIGINS",
+    ORIGINS,
+    "comma-separated origins of the Temporal Web UIs whose pages may call the codec server",
+    default="http://localhost:8233,http://127.0.0.1:8233",
+    default_doc="the local dev server's Web UI",
+    setting="codec_server.cors_origins",
+)
+CODEC_SERVER_TOKEN = Variable(
+    "CODEC_SERVER_TOKEN",
+    TEXT,
+    "bearer token the codec server requires (`Authorization: Bearer <token>`)",
+    default_doc="none (no check: keep the server on loopback)",
+    setting="codec_server.token",
+)
+
 # Every declaration above, in order: collected rather than listed, so none can be left out.
 VARIABLES: tuple[Variable[Any], ...] = tuple(
     value for value in globals().values() if isinstance(value, Variable)
@@ -689,10 +850,13 @@ VARIABLES: tuple[Variable[Any], ...] = tuple(
 class _Reader:
     """Every declared variable read and validated, and the problems found so far."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, environ: Mapping[str, str], variables: tuple[Variable[Any], ...] = VARIABLES
+    ) -> None:
         self._environ = environ
+        self._variables = variables
         self.problems: list[str] = []
-        self._values = {v.name: self._parse(v) for v in VARIABLES if not v.library}
+        self._values = {v.name: self._parse(v) for v in variables if not v.library}
 
     def given(self, variable: Variable[Any]) -> bool:
         """Whether it is set, valid or not: what the rules between variables speak of."""
@@ -713,7 +877,7 @@ class _Reader:
         """The values of the fields of one settings object: ``name`` is its field in Settings,
         or "" for Settings' own."""
         fields = {}
-        for variable in VARIABLES:
+        for variable in self._variables:
             section, _, field = variable.setting.rpartition(".")
             if field and section == name:
                 fields[field] = self._values[variable.name]
@@ -735,8 +899,8 @@ class _Reader:
         text = variable.parser.normal(text)
         try:
             return variable.parser.parse(text)
-        except ValueError:
-            self.problems.append(f"{variable.name}={text!r} {variable.parser.complaint}")
+        except ValueError as error:
+            self.problems.append(variable.parser.problem(variable.name, text, error))
             # The default, so that the rules below can still run and report their problems.
             return variable.default_value
 
@@ -748,9 +912,43 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
     _check_temporal_tls(read)
     _check_authority(read)
     _check_pubsub_push(read)
+    _check_payload_keys(read)
     if read.problems:
         raise ConfigError(read.problems)
     return _settings(read)
+
+
+# What the codec server reads: it needs neither MongoDB nor Temporal, only the keys.
+CODEC_SERVER_VARIABLES = (
+    LOG_LEVEL,
+    LOG_FORMAT,
+    TEMPORAL_PAYLOAD_KEYS,
+    TEMPORAL_PAYLOAD_KEYS_FILE,
+    TEMPORAL_PAYLOAD_ACTIVE_KEY,
+    CODEC_SERVER_HOST,
+    CODEC_SERVER_PORT,
+    CODEC_SERVER_CORS_ORIGINS,
+    CODEC_SERVER_TOKEN,
+)
+
+
+def load_codec_server_settings(environ: Mapping[str, str] | None = None) -> CodecServerSettings:
+    """The codec server's configuration; raise ConfigError if unusable."""
+    read = _Reader(os.environ if environ is None else environ, CODEC_SERVER_VARIABLES)
+    if not (read.given(TEMPORAL_PAYLOAD_KEYS) or read.given(TEMPORAL_PAYLOAD_KEYS_FILE)):
+        read.problems.append(
+            "TEMPORAL_PAYLOAD_KEYS or TEMPORAL_PAYLOAD_KEYS_FILE is required by the codec server"
+        )
+    _check_payload_keys(read)
+    keyring = _payload_keyring(read)
+    if read.problems or keyring is None:
+        raise ConfigError(read.problems)
+    return CodecServerSettings(
+        log_level=read.value(LOG_LEVEL),
+        log_format=read.value(LOG_FORMAT),
+        **read.section("codec_server"),
+        payload_keys=keyring,
+    )
 
 
 # The rules between variables.
@@ -804,6 +1002,28 @@ def _check_pubsub_push(read: _Reader) -> None:
         )
 
 
+def _check_payload_keys(read: _Reader) -> None:
+    listed, filed = read.given(TEMPORAL_PAYLOAD_KEYS), read.given(TEMPORAL_PAYLOAD_KEYS_FILE)
+    if listed and filed:
+        read.problems.append("Set only one of TEMPORAL_PAYLOAD_KEYS and TEMPORAL_PAYLOAD_KEYS_FILE")
+    if not (listed or filed):
+        if read.given(TEMPORAL_PAYLOAD_ACTIVE_KEY):
+            read.problems.append(
+                "TEMPORAL_PAYLOAD_ACTIVE_KEY needs TEMPORAL_PAYLOAD_KEYS"
+                " or TEMPORAL_PAYLOAD_KEYS_FILE"
+            )
+        return
+    read.require(
+        TEMPORAL_PAYLOAD_ACTIVE_KEY, "with TEMPORAL_PAYLOAD_KEYS or TEMPORAL_PAYLOAD_KEYS_FILE"
+    )
+    keys = read.optional(TEMPORAL_PAYLOAD_KEYS) or read.optional(TEMPORAL_PAYLOAD_KEYS_FILE)
+    active = read.optional(TEMPORAL_PAYLOAD_ACTIVE_KEY)
+    if keys and active and active not in (ids := [key.key_id for key in keys]):
+        read.problems.append(
+            f"TEMPORAL_PAYLOAD_ACTIVE_KEY={active!r} is not one of the keys: {', '.join(ids)}"
+        )
+
+
 # The settings, from values known to be valid: each variable fills the field it names,
 # and only what is derived from several variables is built here.
 
@@ -813,7 +1033,11 @@ def _settings(read: _Reader) -> Settings:
         **read.section(""),
         pubsub_topic=_pubsub_topic(read),
         mongodb=MongoSettings(**read.section("mongodb")),
-        temporal=TemporalSettings(**read.section("temporal"), tls=_temporal_tls(read)),
+        temporal=TemporalSettings(
+            **read.section("temporal"),
+            tls=_temporal_tls(read),
+            payload_keys=_payload_keyring(read),
+        ),
         connection_params=ConnectionParamsSettings(**read.section("connection_params")),
         accounts=AccountSettings(**read.section("accounts")),
         pubsub_push=PubSubPushSettings(**read.section("pubsub_push")),
@@ -826,6 +1050,14 @@ def _pubsub_topic(read: _Reader) -> str | None:
     if topic and project and not _is_topic_path(topic):
         return f"projects/{project}/topics/{topic}"
     return topic
+
+
+def _payload_keyring(read: _Reader) -> PayloadKeyring | None:
+    keys = read.optional(TEMPORAL_PAYLOAD_KEYS) or read.optional(TEMPORAL_PAYLOAD_KEYS_FILE)
+    active = read.optional(TEMPORAL_PAYLOAD_ACTIVE_KEY)
+    if not keys or active is None or read.problems:
+        return None
+    return PayloadKeyring(keys, active)
 
 
 def _temporal_tls(read: _Reader) -> bool:

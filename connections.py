@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from temporalio.client import Client
@@ -11,6 +12,9 @@ from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
+from payload_codec import data_converter
+
+logger = structlog.get_logger("connections")
 
 # As the original server: fail fast when MongoDB is away, so the broker retries later.
 MONGO_TIMEOUT_MS = 3000
@@ -22,12 +26,21 @@ async def connect_temporal(
     """Connect to Temporal; with ``lazy`` the first call, not this one, opens the connection.
 
     ``runtime``: the SDK runtime to use (one exporting metrics, say); the default otherwise.
+    With payload keys configured, the client (and a worker built on it) encrypts every
+    payload it sends and decrypts every one it receives.
     """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert_path and settings.tls_client_key_path:
         tls = TLSConfig(
             client_cert=settings.tls_client_cert_path.read_bytes(),
             client_private_key=settings.tls_client_key_path.read_bytes(),
+        )
+    if settings.payload_keys is not None:
+        # Said at start-up: an operator checks at a glance which key new payloads get.
+        logger.info(
+            "Temporal payloads are encrypted",
+            activeKeyId=settings.payload_keys.active_key_id,
+            keyIds=list(settings.payload_keys.key_ids),
         )
     return await Client.connect(
         settings.address,
@@ -36,6 +49,7 @@ async def connect_temporal(
         tls=tls,
         lazy=lazy,
         runtime=runtime,
+        data_converter=data_converter(settings.payload_keys),
     )
 
 
