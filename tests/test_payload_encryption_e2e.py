@@ -83,12 +83,15 @@ async def codec_client(temporal: TemporalDevServer, keyring: PayloadKeyring) -> 
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
-    """Every Payload anywhere in a protobuf message (inputs, results, memos, failures...)."""
+    """Every Payload in a protobuf message (inputs, results, memos, failures...) but its
+    search attributes."""
     if isinstance(message, Payload):
         yield message
         return
     for field, value in message.ListFields():
-        if field.message_type is None:
+        # Search attributes are indexed by Temporal's visibility store, so no codec touches
+        # them; ours hold no personal data (workflows/visibility.py).
+        if field.message_type is None or field.name == "search_attributes":
             continue
         if field.message_type.GetOptions().map_entry:
             values = value.values()
