@@ -13,18 +13,13 @@ CLI's ``--codec-auth``); CORS preflights never carry it, so they are answered wi
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
-import logging
-import signal
 import sys
 from collections.abc import Callable
 
 import structlog
 from google.protobuf import json_format
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, Response, request
 from temporalio.api.common.v1 import Payload, Payloads
 from werkzeug.exceptions import HTTPException
@@ -32,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from config import CodecServerSettings, ConfigError, load_codec_server_settings
 from logs import configure_logging
 from payload_codec import EncryptionCodec, PayloadDecodeError
+from serving import serve_until_stopped
 
 logger = structlog.get_logger("codec-server")
 
@@ -172,30 +168,21 @@ def main() -> None:
         version="-",
     )
     _warn_if_exposed(settings)
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.graceful_timeout = 5.0
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    app = create_codec_app(settings)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        logger.info(
+    bind = f"{settings.host}:{settings.port}"
+    serve_until_stopped(
+        create_codec_app(settings),
+        bind,
+        graceful_timeout=5.0,
+        on_start=lambda: logger.info(
             "Codec server listening",
-            bind=config.bind[0],
+            bind=bind,
             keyIds=list(settings.payload_keys.key_ids),
             activeKeyId=settings.payload_keys.active_key_id,
             origins=list(settings.cors_origins),
             tokenRequired=settings.token is not None,
-        )
-        await serve(app, config, shutdown_trigger=stop.wait)
-        logger.info("Codec server stopped")
-
-    asyncio.run(run())
+        ),
+        on_stop=lambda: logger.info("Codec server stopped"),
+    )
 
 
 if __name__ == "__main__":

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 import sys
 
 import structlog
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from config import ConfigError, load_settings
 from ingress.app import create_app
 from logs import configure_logging
+from serving import serve_until_stopped
 
 logger = structlog.get_logger("ingress")
 
@@ -32,24 +28,16 @@ def main() -> None:
         component="ingress",
         version=settings.version,
     )
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.graceful_timeout = 10.0
-    config.accesslog = None
-    # Hypercorn's own handler would print each line a second time, unformatted.
-    config.errorlog = logging.getLogger("hypercorn.error")
-    app = create_app(settings)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        logger.info("Ingress listening", bind=config.bind[0], transport=settings.transport.value)
-        await serve(app, config, shutdown_trigger=stop.wait)
-        logger.info("Ingress stopped")
-
-    asyncio.run(run())
+    bind = f"{settings.host}:{settings.port}"
+    serve_until_stopped(
+        create_app(settings),
+        bind,
+        graceful_timeout=10.0,
+        on_start=lambda: logger.info(
+            "Ingress listening", bind=bind, transport=settings.transport.value
+        ),
+        on_stop=lambda: logger.info("Ingress stopped"),
+    )
 
 
 if __name__ == "__main__":
