@@ -56,6 +56,13 @@ WORKFLOWS = [
 SANDBOX_PASSTHROUGH = ("workflows", "activities", "contract", "awala", "letro", "veraid")
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """How the worker runs its sandboxed workflows; the replay tests run histories the same way."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    )
+
+
 def tune_garbage_collector() -> None:
     """Keep the worker's garbage-collection pauses short; call once everything is loaded.
 
@@ -165,9 +172,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         # replays of workflows evicted while a backlog waits (measured: a cache of 250
         # cost the VeraId benchmark a fifth of its throughput).
         max_cached_workflows=settings.temporal.max_cached_workflows,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(),
     )
     tune_garbage_collector()
     try:
