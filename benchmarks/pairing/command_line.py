@@ -87,7 +87,7 @@ def parse_args(
     if args.ingress_url and args.protocol == VeraidPairing.name:
         # Each run makes a new mock DNSSEC chain, which an ingress started elsewhere would not
         # trust: every request would be refused.
-        parser.error("--protocol veraid needs its own stack, whose worker trusts the mock chain")
+        parser.error("--protocol veraid needs its own stack, whose ingress trusts the mock chain")
     return args
 
 
