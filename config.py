@@ -654,6 +654,32 @@ TEMPORAL_TLS_CLIENT_KEY_PATH = Variable(
     "mTLS client key file (set with `TEMPORAL_TLS_CLIENT_CERT_PATH`)",
     setting="temporal.tls_client_key_path",
 )
+# Read by the SDK's client configuration (connections.temporal_connect_options), like the
+# TEMPORAL_* variables above, which it reads too.
+TEMPORAL_TLS_SERVER_CA_CERT_PATH = Variable(
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    TEXT,
+    "PEM file of the CA that signed the Temporal server's certificate (a private cluster)",
+    library="temporalio.envconfig",
+)
+TEMPORAL_TLS_SERVER_NAME = Variable(
+    "TEMPORAL_TLS_SERVER_NAME",
+    TEXT,
+    "TLS server name (SNI) to ask the Temporal server for, if not the address's host",
+    library="temporalio.envconfig",
+)
+TEMPORAL_CONFIG_FILE = Variable(
+    "TEMPORAL_CONFIG_FILE",
+    TEXT,
+    "Temporal client configuration file (TOML profiles); the `TEMPORAL_*` variables override it",
+    library="temporalio.envconfig",
+)
+TEMPORAL_PROFILE = Variable(
+    "TEMPORAL_PROFILE",
+    TEXT,
+    "profile of that file to use (`default` if unset)",
+    library="temporalio.envconfig",
+)
 
 # TemporalSettings.payload_keys, made from the three (see _payload_keyring).
 TEMPORAL_PAYLOAD_KEYS = Variable(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
 
 from config import DEFAULT_DATABASE, MongoSettings, TemporalSettings
 from payload_codec import data_converter
@@ -29,12 +30,6 @@ async def connect_temporal(
     With payload keys configured, the client (and a worker built on it) encrypts every
     payload it sends and decrypts every one it receives.
     """
-    tls: bool | TLSConfig = settings.tls
-    if settings.tls_client_cert_path and settings.tls_client_key_path:
-        tls = TLSConfig(
-            client_cert=settings.tls_client_cert_path.read_bytes(),
-            client_private_key=settings.tls_client_key_path.read_bytes(),
-        )
     if settings.payload_keys is not None:
         # Said at start-up: an operator checks at a glance which key new payloads get.
         logger.info(
@@ -43,14 +38,29 @@ async def connect_temporal(
             keyIds=list(settings.payload_keys.key_ids),
         )
     return await Client.connect(
-        settings.address,
-        namespace=settings.namespace,
-        api_key=settings.api_key,
-        tls=tls,
+        **temporal_connect_options(settings),
         lazy=lazy,
         runtime=runtime,
         data_converter=data_converter(settings.payload_keys),
     )
+
+
+def temporal_connect_options(
+    settings: TemporalSettings, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Where and how to reach Temporal, as the SDK's own client configuration says.
+
+    ``temporalio.envconfig`` reads a TOML profile (``TEMPORAL_CONFIG_FILE``, chosen by
+    ``TEMPORAL_PROFILE``) and the ``TEMPORAL_*`` variables, whose names are the ones
+    config.py validates; it also covers what config.py does not: the server's CA
+    certificate, the TLS server name and gRPC metadata. The validated settings fill in
+    what neither says. ``environ`` replaces the process's environment (for tests).
+    """
+    options = dict(ClientConfigProfile.load(override_env_vars=environ).to_client_connect_config())
+    options.setdefault("target_host", settings.address)
+    options.setdefault("namespace", settings.namespace)
+    options.setdefault("tls", settings.tls)
+    return options
 
 
 def connect_mongo(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
