@@ -2,6 +2,7 @@
 results of its activities (naming the account, and each VeraId Authority call)."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,24 @@ class AccountRequestReceived:
 
 
 @dataclass(frozen=True)
+class AnsweredAccountRequest:
+    """An account request already answered: what answering its copies needs, and no more.
+
+    No key and no bundle: for a copy, the bundle is fetched again from the Authority, so a run
+    that waits for copies holds no personal data beyond the assigned id.
+    """
+
+    assigned_user_id: str
+    bundle_path: str
+    reply_event_id: str
+    answer_copies_until: datetime
+    authority_retry_seconds: float
+    replies_sent: int
+
+
+@dataclass(frozen=True)
 class AccountCreationInput:
-    pass
+    answered: AnsweredAccountRequest | None = None  # set by the run that replied
 
 
 @dataclass(frozen=True)

@@ -421,10 +421,33 @@ async def request_account(
 async def test_account_created(
     http: httpx.AsyncClient, temporal_client: Client, account_ingress: Ingress
 ) -> None:
-    handle = await request_account(http, temporal_client, account_ingress, "acok")
+    # Since the "forget-key-and-bundle-after-replying" patch: the run that replies continues
+    # as new, and the next one answers the copies. (created.json holds the unpatched branch.)
+    content, _ = pss_request("acok")
+    sender_id = endpoint_id(new_rsa_key())
+    for parcel_id in ("p1", "p2"):  # the request, then a copy once the account exists
+        await post(
+            http,
+            account_ingress,
+            sender_id=sender_id,
+            content_type=ACCOUNT_REQUEST,
+            content=content,
+            parcel_id=parcel_id,
+        )
+        if parcel_id == "p1":
+            await asyncio.sleep(ACCOUNT_DEDUP_SECONDS / 4)
+    handle = temporal_client.get_workflow_handle_for(
+        AccountCreation.run, account_creation.workflow_id_for(sender_id, content)
+    )
 
-    assert await closed(handle) == AccountCreationOutcome("acok@applepie.rocks", 1)
-    await save(handle, "created")
+    assert await closed(handle) == AccountCreationOutcome("acok@applepie.rocks", 2)
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    first_run = temporal_client.get_workflow_handle(
+        handle.id, run_id=started.continued_execution_run_id
+    )
+    await save(first_run, "created-then-continued-as-new")
+    await save(handle, "copy-answered-after-continue-as-new")
 
 
 async def test_account_saga_compensation(

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 import veraid
 from infra.dev_authority import DevAuthorityServer
@@ -29,6 +32,8 @@ from tests.conftest import DEV_AUTHORITY_TOKEN, Ingress, Sink, StartIngress, Sta
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from tests.node_account_requests import INTEROP_DIR, node_account_request
 from tests.test_cloudevents_interop import requires_node
+from tests.test_payload_encryption_e2e import payloads_in
+from workflows.account_creation import workflow_id_for as account_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -131,17 +136,52 @@ async def test_account_created(
 
 
 async def test_redelivery_and_resend_get_the_same_reply(
-    account_ingress: Ingress, sink: Sink, dev_authority: DevAuthorityServer
+    account_ingress: Ingress,
+    sink: Sink,
+    dev_authority: DevAuthorityServer,
+    temporal_client: Client,
 ) -> None:
     sender, prefix = _endpoint(), _prefix()
-    content, _ = pss_request(prefix)
+    content, key = pss_request(prefix)
     await _send(account_ingress, sender, content, parcel_id="parcel-1")
     await _send(account_ingress, sender, content, parcel_id="parcel-1")  # redelivery
     first = (await _replies(sink, sender))[0]
+    # The run that waits for copies holds neither the key nor the bundle: they left with
+    # the run that replied, whose history the namespace's retention deletes.
+    handle = temporal_client.get_workflow_handle(account_workflow_id(sender, content))
+    history = await _current_run_history(handle)
+    stored = b"".join(p.data for e in history.events for p in payloads_in(e))
+    _, _, assigned, bundle = parse_account_creation(first.data)
+    for secret in (pss_spki(key), bundle):
+        assert base64.b64encode(secret) not in stored
+    assert assigned.encode() in stored  # what the run keeps, decoded the same way
+    replied_run = history.events[0].workflow_execution_started_event_attributes
+    replied = await temporal_client.get_workflow_handle(
+        handle.id, run_id=replied_run.continued_execution_run_id
+    ).fetch_history()
+    # The run that replied did hold them: the check above would have found them.
+    assert base64.b64encode(bundle) in b"".join(
+        p.data for e in replied.events for p in payloads_in(e)
+    )
     await _send(account_ingress, sender, content, parcel_id="parcel-2")  # resend
     replies = await _replies(sink, sender, 2)
-    assert {(e.event_id, e.data) for e in replies} == {(first.event_id, first.data)}
+    # The same reply: the same event id (the endpoint keeps one), the same account.
+    assert {e.event_id for e in replies} == {first.event_id}
+    assert {_check_reply(e, dev_authority, pss_spki(key)) for e in replies} == {
+        _check_reply(first, dev_authority, pss_spki(key))
+    }
     assert len(_members(dev_authority, prefix)) == 1
+
+
+async def _current_run_history(handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
+    """The history of the run after the one that replied (it continues as new)."""
+    async with asyncio.timeout(REPLY_DEADLINE):
+        while True:
+            history = await handle.fetch_history()
+            first = history.events[0].workflow_execution_started_event_attributes
+            if first.continued_execution_run_id:
+                return history
+            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,11 @@
 The workflow id is the sender's endpoint id plus a hash of the request's bytes, and the
 ingress uses signal-with-start, so a broker redelivery or the agent resending the same
 request reaches the running (or lingering) workflow instead of creating a second member.
-Once the account exists the workflow stays open for a while, answering each further copy of
-the request with the same reply (same content, same event id), then ends.
+Once it has replied, the workflow continues as new with only what answering copies needs
+(the assigned id, the bundle's path at the Authority, the reply's event id): the request's key
+and the member id bundle leave with the old run's history, which the namespace's retention
+deletes. For a while it answers each further copy with the reply again (the same event id, a
+bundle fetched afresh), then ends.
 
 The ingress has already verified the request's signature; the signal carries what it asks
 for. Steps: name the account (by the worker's naming rules), create the member (with a
@@ -34,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
         AccountRequestReceived,
         AccountRequestToName,
         AccountToCreate,
+        AnsweredAccountRequest,
         CreatedMember,
+        ImportedKey,
         KeyToImport,
         MemberToCreate,
     )
@@ -58,6 +63,9 @@ _AUTHORITY_RETRY = RetryPolicy(
 )
 _AUTHORITY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 _NAMING_TIMEOUT = timedelta(seconds=10)
+# Patch (see README, "Changing a workflow"): after replying, continue as new with only what
+# answering copies needs, so the key and the bundle leave with the old run's history.
+_FORGET_AFTER_REPLYING = "forget-key-and-bundle-after-replying"
 _Argument = TypeVar("_Argument")
 _Result = TypeVar("_Result")
 
@@ -91,7 +99,9 @@ class AccountCreation:
         return AccountCreationStatus(self._assigned, self._copies, self._replies)
 
     @workflow.run
-    async def run(self, _: AccountCreationInput) -> AccountCreationOutcome:
+    async def run(self, state: AccountCreationInput) -> AccountCreationOutcome:
+        if state.answered is not None:
+            return await self._answer_copies(state.answered)
         await workflow.wait_condition(lambda: bool(self._inbox))
         first = self._inbox[0]
         account = await workflow.execute_local_activity_method(
@@ -101,7 +111,7 @@ class AccountCreation:
             retry_policy=RETRY_FOREVER,  # pure computation: only a worker crash can fail it
         )
         try:
-            assigned, bundle_b64 = await self._create(account)
+            assigned, key, bundle_b64 = await self._create(account)
         except _NoAccount:
             count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="not_created")
             visibility.record(outcome="not-created")
@@ -109,11 +119,28 @@ class AccountCreation:
         count(workflow.metric_meter(), ACCOUNT_OUTCOMES, outcome="created")
         visibility.record(outcome="created")
         self._assigned = assigned
-        reply = self._reply(first, account, assigned, bundle_b64)
+        reply = self._reply(first, assigned, bundle_b64, event_id("account-creation"))
 
         # Every copy received so far (including those that arrived during the saga) is
         # answered by this one reply; later copies get it again, until the window closes.
         window = timedelta(seconds=account.dedup_window_seconds)
+        if workflow.patched(_FORGET_AFTER_REPLYING):
+            self._inbox.clear()
+            await self._emit(reply)
+            # The key and the bundle stay in this run's history only, which the namespace's
+            # retention deletes; the next run, which answers copies, holds neither.
+            workflow.continue_as_new(
+                AccountCreationInput(
+                    AnsweredAccountRequest(
+                        assigned_user_id=assigned,
+                        bundle_path=key.bundle_path,
+                        reply_event_id=reply.event_id,
+                        answer_copies_until=workflow.now() + window,
+                        authority_retry_seconds=account.authority_retry_seconds,
+                        replies_sent=self._replies,
+                    )
+                )
+            )
         while True:
             self._inbox.clear()
             await self._emit(reply)
@@ -126,16 +153,50 @@ class AccountCreation:
                 extra={"userId": assigned, "parcelId": self._inbox[-1].parcel_id},
             )
 
-    async def _create(self, account: AccountToCreate) -> tuple[str, str]:
+    async def _answer_copies(self, answered: AnsweredAccountRequest) -> AccountCreationOutcome:
+        """Answer each copy of the request with the reply it had, until the window closes."""
+        self._assigned, self._replies = answered.assigned_user_id, answered.replies_sent
+        while True:
+            timeout = answered.answer_copies_until - workflow.now()
+            try:
+                if timeout <= timedelta(0):
+                    raise TimeoutError
+                await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
+            except TimeoutError:
+                return AccountCreationOutcome(answered.assigned_user_id, self._replies)
+            copy = self._inbox[-1]
+            self._inbox.clear()
+            workflow.logger.info(
+                "Account request received again; sending the same reply",
+                extra={"userId": answered.assigned_user_id, "parcelId": copy.parcel_id},
+            )
+            try:
+                bundle_b64 = await self._authority_call(
+                    AccountActivities.get_member_bundle,
+                    ImportedKey(answered.bundle_path),
+                    answered.authority_retry_seconds,
+                )
+            except ActivityError as error:
+                workflow.logger.error(
+                    "Could not fetch the member id bundle again; the copy gets no reply",
+                    extra={"userId": answered.assigned_user_id, "err": _cause(error)},
+                )
+                continue
+            reply = self._reply(
+                copy, answered.assigned_user_id, bundle_b64, answered.reply_event_id
+            )
+            await self._emit(reply)
+
+    async def _create(self, account: AccountToCreate) -> tuple[str, ImportedKey, str]:
         member, user_id = await self._create_member(account)
         try:
             key = await self._authority_call(
                 AccountActivities.import_public_key,
                 KeyToImport(member.public_keys_path, account.public_key_b64, LETRO_SERVICE_OID),
-                account,
+                account.authority_retry_seconds,
             )
             bundle_b64 = await self._authority_call(
-                AccountActivities.get_member_bundle, key, account
+                AccountActivities.get_member_bundle, key, account.authority_retry_seconds
             )
         except ActivityError as error:
             workflow.logger.error(
@@ -150,7 +211,7 @@ class AccountCreation:
             )
             workflow.logger.info("Member deleted", extra={"memberPath": member.self_path})
             raise _NoAccount from None
-        return user_id, bundle_b64
+        return user_id, key, bundle_b64
 
     async def _create_member(self, account: AccountToCreate) -> tuple[CreatedMember, str]:
         name = account.user_name
@@ -159,7 +220,9 @@ class AccountCreation:
                 name = name_with_suffix(account.user_name, workflow.random())
             try:
                 member = await self._authority_call(
-                    AccountActivities.create_member, MemberToCreate(account.domain, name), account
+                    AccountActivities.create_member,
+                    MemberToCreate(account.domain, name),
+                    account.authority_retry_seconds,
                 )
             except ActivityError as error:
                 if _error_type(error) == MemberNameTaken.__name__:
@@ -184,28 +247,25 @@ class AccountCreation:
         self,
         activity: MethodAsyncSingleParam[AccountActivities, _Argument, _Result],
         argument: _Argument,
-        account: AccountToCreate,
+        retry_seconds: float,
     ) -> _Result:
         return await workflow.execute_activity_method(
             activity,
             argument,
-            schedule_to_close_timeout=timedelta(seconds=account.authority_retry_seconds),
+            schedule_to_close_timeout=timedelta(seconds=retry_seconds),
             start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
             retry_policy=_AUTHORITY_RETRY,
         )
 
     def _reply(
-        self,
-        request: AccountRequestReceived,
-        account: AccountToCreate,
-        assigned: str,
-        bundle_b64: str,
+        self, request: AccountRequestReceived, assigned: str, bundle_b64: str, reply_id: str
     ) -> OutgoingMessage:
+        # The name and locale as requested: every copy of the request says the same.
         content = serialise_account_creation(
-            account.requested_user_name, account.locale, assigned, base64.b64decode(bundle_b64)
+            request.requested_user_name, request.locale, assigned, base64.b64decode(bundle_b64)
         )
         return outgoing_message(
-            event_id=event_id("account-creation"),  # one reply per run, resent as it is
+            event_id=reply_id,  # the same for every copy: the endpoint keeps one
             sender_endpoint_id=request.server_endpoint_id,
             recipient_endpoint_id=request.sender_endpoint_id,
             content_type=ACCOUNT_CREATION,
