@@ -49,15 +49,26 @@ class EncodingError(ValueError):
     """Raised by ``check_definite_lengths``; callers translate it."""
 
 
-def check_definite_lengths(data: bytes) -> None:
+class TooManyElementsError(EncodingError):
+    """Raised by ``check_definite_lengths`` past ``max_elements``."""
+
+
+def check_definite_lengths(data: bytes, max_elements: int | None = None) -> None:
     """Refuse indefinite and non-minimal lengths anywhere in ``data`` (X.690 §10.1), which
     asn1crypto accepts even in strict mode. The contents of primitive elements (e.g. DNS
     messages in OCTET STRINGs) and of certificates are not looked into.
+
+    ``max_elements``: refuse more elements than that (each costs this walk, then asn1crypto,
+    a few microseconds of Python).
     """
+    elements = 0
     spans = [(0, len(data))]
     while spans:
         position, end = spans.pop()
         while position < end:
+            elements += 1
+            if max_elements is not None and elements > max_elements:
+                raise TooManyElementsError(f"more than {max_elements} DER elements")
             tag = data[position]
             position += 1
             if tag & 0x1F == 0x1F:  # high tag number: base-128 continuation octets

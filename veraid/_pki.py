@@ -26,9 +26,11 @@ from veraid._asn1 import ASN1_ERRORS
 from veraid._errors import (
     CertificateError,
     InvalidNameError,
+    LimitError,
     MalformedError,
     UnsupportedKeyError,
 )
+from veraid._limits import MAX_CERTIFICATE_BYTES, MAX_RSA_EXPONENT_BITS
 from veraid._periods import DatePeriod
 
 BOT_NAME = "@"
@@ -103,11 +105,26 @@ def _is_ca(certificate: x509.Certificate, der: bytes) -> bool:
     return constraints.value.ca
 
 
+def _check_rsa_key(public_key: rsa.RSAPublicKey, what: str) -> None:
+    # The sizes VeraId allows. A long public exponent would make each verification with
+    # the key as slow as a signature (milliseconds): real keys use 65537.
+    if public_key.key_size not in _KEY_ALGORITHM_BY_MODULUS:
+        raise UnsupportedKeyError(f"{what} has an RSA key of {public_key.key_size} bits")
+    exponent_bits = public_key.public_numbers().e.bit_length()
+    if exponent_bits > MAX_RSA_EXPONENT_BITS:
+        raise UnsupportedKeyError(
+            f"{what} has an RSA exponent of {exponent_bits} bits (at most {MAX_RSA_EXPONENT_BITS})"
+        )
+
+
 def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certificate:
     """Decode a DER certificate; MalformedError or UnsupportedKeyError if unusable.
 
     ``issuer``: also read BasicConstraints (``is_ca`` is False otherwise).
     """
+    if len(der) > MAX_CERTIFICATE_BYTES:
+        # cryptography builds a Python object for every extension and name attribute.
+        raise LimitError(f"{what} has {len(der)} bytes (at most {MAX_CERTIFICATE_BYTES})")
     try:
         certificate = x509.load_der_x509_certificate(der)
         names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -120,6 +137,7 @@ def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certific
         raise MalformedError(f"{what} must have exactly one Common Name")
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise UnsupportedKeyError(f"{what} has a key other than RSA")
+    _check_rsa_key(public_key, what)
     spki = spki_der(public_key)
     return Certificate(der, certificate, names[0].value, validity, public_key, spki, is_ca)
 
