@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import dns.message
 import dns.name
-import dns.rdatatype
 import pytest
 from asn1crypto import core
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import veraid
+from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_request
+from tests.pairing_helpers import make_org, new_rsa_key, spki
 from tests.veraid_helpers import (
     MEMBER_KEY,
     ORG,
@@ -385,13 +386,31 @@ def test_a_bloated_chain_is_refused_within_the_cpu_bound() -> None:
         veraid.read_signature_bundle(bundle)
 
 
+def test_a_bloated_contact_pairing_request_fits_the_body_cap_and_is_refused() -> None:
+    # As the ingress end-to-end tests use it: a VeraidOrg of tests.pairing_helpers.
+    org = make_org()
+    plaintext = serialise_contact_pairing_request(spki(new_rsa_key()), "bob@applepie.rocks")
+    bundle = bloated_signature_bundle(org, plaintext=plaintext, service_oid=LETRO_SERVICE_OID)
+    assert len(bundle) <= 30 * 1024
+    with pytest.raises(veraid.ChainLimitError, match="bytes"):
+        veraid.read_signature_bundle(bundle)  # the ingress refuses to route it
+
+    def verify_bloated() -> None:
+        with pytest.raises(veraid.ChainLimitError):
+            veraid.verify_signature_bundle(
+                bundle, LETRO_SERVICE_OID, org.period, trust_anchors=[org.chain.trust_anchor]
+            )
+
+    assert cpu_seconds(verify_bloated) < CPU_BOUND_SECONDS
+
+
 def test_a_bloated_chain_within_the_byte_limits_is_refused_within_the_cpu_bound() -> None:
     # As many junk records as the byte limits let in: the answer count refuses them, read
     # from the header before any is parsed.
     pki = make_pki()
     bundle = bloated_signature_bundle(organisation(pki), junk_keys=350, junk_rrsigs=40)
-    chain = veraid.read_signature_bundle  # the bundle decodes: its chain is within the bytes
-    assert chain(bundle).member.user == "mallory"
+    # The bundle decodes: its chain is within the byte limits.
+    assert veraid.read_signature_bundle(bundle).member.user == "mallory"
 
     def verify_bloated() -> None:
         with pytest.raises(veraid.ChainLimitError, match=r"hold 402 answer records"):

@@ -153,7 +153,7 @@ def with_chain(pki: Pki, responses: Sequence[bytes]) -> Pki:
 # a self-issued organisation, they pass the certificate and CMS checks and leave the whole
 # cost to the DNSSEC chain.
 
-ZoneKey = (
+ZonePrivateKey = (
     rsa.RSAPrivateKey
     | ec.EllipticCurvePrivateKey
     | ed25519.Ed25519PrivateKey
@@ -166,7 +166,7 @@ A, DNSKEY, DS, TXT = dns.rdatatype.A, dns.rdatatype.DNSKEY, dns.rdatatype.DS, dn
 _PAD_NAME = dns.name.from_text("pad.invalid.")
 
 
-def dnssec_algorithm(key: ZoneKey) -> int:
+def dnssec_algorithm(key: ZonePrivateKey) -> int:
     if isinstance(key, rsa.RSAPrivateKey):
         return 8  # RSASHA256
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -195,14 +195,16 @@ def new_dnskey(flags: int, algorithm: int, key: bytes) -> dns.rdtypes.ANY.DNSKEY
     return dns.rdtypes.ANY.DNSKEY.DNSKEY(IN, DNSKEY, flags, 3, algorithm, key)  # type: ignore[no-untyped-call]
 
 
-def _dnskey(key: ZoneKey, flags: int = 257) -> dns.rdtypes.ANY.DNSKEY.DNSKEY:
+def _dnskey(key: ZonePrivateKey, flags: int = 257) -> dns.rdtypes.ANY.DNSKEY.DNSKEY:
     dnskey: dns.rdtypes.ANY.DNSKEY.DNSKEY = dns.dnssec.make_dnskey(
         key.public_key(), dnssec_algorithm(key), flags=flags
     )
     return dnskey
 
 
-def _junk_key_material(signing: ZoneKey, exponent_bits: int, modulus_bits: int | None) -> bytes:
+def _junk_key_material(
+    signing: ZonePrivateKey, exponent_bits: int, modulus_bits: int | None
+) -> bytes:
     """Key bytes of the signing key's algorithm (and size, by default) that load as a key
     and verify nothing (a random RSA modulus; a fresh EC or EdDSA key)."""
     if isinstance(signing, rsa.RSAPrivateKey):
@@ -213,7 +215,7 @@ def _junk_key_material(signing: ZoneKey, exponent_bits: int, modulus_bits: int |
         modulus_bytes = modulus.to_bytes((bits + 7) // 8, "big")
         return bytes([len(exponent_bytes)]) + exponent_bytes + modulus_bytes
     if isinstance(signing, ec.EllipticCurvePrivateKey):
-        other: ZoneKey = ec.generate_private_key(signing.curve)
+        other: ZonePrivateKey = ec.generate_private_key(signing.curve)
     elif isinstance(signing, ed25519.Ed25519PrivateKey):
         other = ed25519.Ed25519PrivateKey.generate()
     else:
@@ -236,7 +238,7 @@ def _with_tag(key: bytes, algorithm: int, tag: int) -> dns.rdtypes.ANY.DNSKEY.DN
 
 
 def junk_dnskeys(
-    signing: ZoneKey,
+    signing: ZonePrivateKey,
     count: int,
     *,
     colliding: int = 0,
@@ -260,7 +262,7 @@ def junk_dnskeys(
 
 def _rrsigs(
     rrset: dns.rrset.RRset,
-    key: ZoneKey,
+    key: ZonePrivateKey,
     signer: dns.name.Name,
     period: veraid.DatePeriod,
     shape: ChainShape,
@@ -327,7 +329,7 @@ def _response(
     return _wire(message)
 
 
-def _junk_ds(zone: dns.name.Name, key: ZoneKey, count: int) -> list[dns.rdtypes.ANY.DS.DS]:
+def _junk_ds(zone: dns.name.Name, key: ZonePrivateKey, count: int) -> list[dns.rdtypes.ANY.DS.DS]:
     # One digest type each, so each costs a digest of every key of the zone.
     types = [(1, 20), (2, 32), (4, 48)]
     return [
@@ -360,7 +362,7 @@ def shaped_chain(
     domain: str,
     txt_records: Sequence[str],
     period: veraid.DatePeriod,
-    zone_keys: Sequence[ZoneKey],
+    zone_keys: Sequence[ZonePrivateKey],
     shape: ChainShape,
 ) -> veraid.MockChain:
     """A chain like ``veraid.generate_mock_chain``'s (one zone per label, ``zone_keys[0]``
@@ -412,7 +414,7 @@ def shaped_pki(
     shape: ChainShape,
     *,
     domain: str = ORG,
-    zone_keys: Sequence[ZoneKey] | None = None,
+    zone_keys: Sequence[ZonePrivateKey] | None = None,
     txt_records: Sequence[str] | None = None,
 ) -> Pki:
     """A Pki whose chain has ``shape`` (zone keys: the shared RSA-2048 keys by default)."""
