@@ -8,6 +8,9 @@ A chain is a set of complete DNS response messages, one per query made while res
 Unlike ``@relaycorp/dnssec``, which accepts each signature valid at *some* instant of the
 period, every signature of the chain must be valid at one common instant (as in veraid-jvm
 and the DomainAuth draft).
+
+The work is bounded (``_limits``): every RRset the chain needs is parsed, and the cost of its
+signature checks priced, before any check is made (``_dnssec``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.RRSIG
 import dns.wire
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from veraid._errors import ChainLimitError, DnssecError, MalformedError
 from veraid._limits import (
@@ -322,8 +322,8 @@ class ZoneKey:
                 algorithm = dns.dnssecalgs.get_algorithm_cls_from_dnskey(self.dnskey)
                 self._verifier = algorithm.public_cls.from_dnskey(self.dnskey)
             self._verifier.verify(signature, data)
-        except (InvalidSignature, ValueError, dns.exception.DNSException):
-            return False
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, dns.exception.DNSException):
+            return False  # a key that cannot be loaded verifies nothing, as in dnspython
         return True
 
 

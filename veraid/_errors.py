@@ -44,7 +44,8 @@ class InvalidNameError(VeraidError):
 
 
 class UnsupportedKeyError(VeraidError):
-    """A key VeraId does not support (only RSA 2048, 3072 and 4096 bits)."""
+    """A key VeraId does not support (only RSA 2048, 3072 and 4096 bits, exponents of at most
+    33 bits)."""
 
 
 class LimitError(VeraidError):
