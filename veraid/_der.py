@@ -64,6 +64,10 @@ class EncodingError(ValueError):
     """Raised by the ``check_*`` functions; callers translate it."""
 
 
+class TooManyElementsError(EncodingError):
+    """Raised by ``check_definite_lengths`` past ``max_elements``."""
+
+
 # (tag, offset of the element, start and end of its contents)
 _Element = tuple[int, int, int, int]
 
@@ -120,14 +124,18 @@ def _elements(
             position += size
 
 
-def check_definite_lengths(data: bytes) -> None:
+def check_definite_lengths(data: bytes, max_elements: int | None = None) -> None:
     """Refuse indefinite and non-minimal lengths anywhere in ``data`` (a bundle).
 
     Certificates inside are skipped: ``check_certificate`` checks them, more strictly, when
-    they are loaded.
+    they are loaded (and ``MAX_CERTIFICATE_BYTES`` bounds that walk).
+
+    ``max_elements``: refuse more elements than that, counted as the walk goes, so it stops
+    there (each element costs this walk, then asn1crypto, a few microseconds of Python).
     """
-    for _element in _elements(data, skip_certificates=True):
-        pass
+    for count, _element in enumerate(_elements(data, skip_certificates=True), start=1):
+        if max_elements is not None and count > max_elements:
+            raise TooManyElementsError(f"more than {max_elements} DER elements")
 
 
 def check_x509_value(data: bytes) -> None:
