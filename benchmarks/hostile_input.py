@@ -357,6 +357,11 @@ def cms_cases() -> Iterator[Case]:
         _signature(pki, certificates=others),
     )
     yield from _bundle_cases(
+        f"{certificates - 1} certificates at the element limit before the signer's",
+        pki,
+        _signature(pki, certificates=_bulky_certificates(pki, certificates - 1)),
+    )
+    yield from _bundle_cases(
         f"{_limits.MAX_SIGNED_ATTRIBUTES - 3} extra signed attributes of 1.5 KB",
         pki,
         _signature(pki, extra_attributes=_attributes(_limits.MAX_SIGNED_ATTRIBUTES - 3, 1500)),
@@ -378,7 +383,8 @@ def cms_cases() -> Iterator[Case]:
         pki,
         _signature(pki, member_certificate=member, member_key=long_key),
     )
-    for extensions in (_MAX_EXTENSIONS, 1500):
+    most = _max_extensions(pki, "example.com")
+    for extensions in (most, most + 1, 1500):
         bulky = _bulky_organisation(pki, "example.com", extensions)
         name = f"organisation certificate with {extensions} extensions"
         yield from _bundle_cases(name, bulky, _signature(bulky))
@@ -389,9 +395,19 @@ def _attributes(count: int, size: int) -> list[tuple[str, bytes]]:
     return [(f"1.2.3.{index}", value) for index in range(count)]
 
 
-# Unrecognised extensions (15 bytes each) that keep an organisation certificate within
-# MAX_CERTIFICATE_BYTES.
-_MAX_EXTENSIONS = (_limits.MAX_CERTIFICATE_BYTES - 1000) // 15
+# What one unrecognised junk extension adds to a certificate.
+_EXTENSION_BYTES, _EXTENSION_ELEMENTS = 15, 3  # SEQUENCE { OID, OCTET STRING { NULL } }
+
+
+def _max_extensions(pki: Pki, domain: str) -> int:
+    """The most junk extensions an organisation certificate for ``domain`` can carry within
+    MAX_CERTIFICATE_BYTES and MAX_CERTIFICATE_ELEMENTS."""
+    plain = _bulky_organisation(pki, domain, 0).org_certificate
+    elements = sum(1 for _ in _der._elements(plain))
+    return min(
+        (_limits.MAX_CERTIFICATE_BYTES - len(plain)) // _EXTENSION_BYTES,
+        (_limits.MAX_CERTIFICATE_ELEMENTS - elements) // _EXTENSION_ELEMENTS,
+    )
 
 
 def _bulky_organisation(pki: Pki, domain: str, extensions: int) -> Pki:
@@ -416,7 +432,10 @@ def _bulky_organisation(pki: Pki, domain: str, extensions: int) -> Pki:
         )
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     org = builder.sign(org_key, hashes.SHA256(), rsa_padding=pss).public_bytes(Encoding.DER)
-    if len(org) > _limits.MAX_CERTIFICATE_BYTES:  # refused before the member's is read
+    over = len(org) > _limits.MAX_CERTIFICATE_BYTES or (
+        sum(1 for _ in _der._elements(org)) > _limits.MAX_CERTIFICATE_ELEMENTS
+    )
+    if over:  # refused before the member's is read
         return Pki(pki.now, pki.period, pki.chain, org, pki.member_certificate)
     member = veraid.issue_member_certificate(
         "alice", rsa_key(MEMBER_KEY).public_key(), org, org_key, pki.period.start, pki.period.end
@@ -424,16 +443,24 @@ def _bulky_organisation(pki: Pki, domain: str, extensions: int) -> Pki:
     return Pki(pki.now, pki.period, pki.chain, org, member)
 
 
+def _bulky_certificates(pki: Pki, count: int) -> list[bytes]:
+    """Valid certificates of other organisations with as many DER elements as
+    MAX_CERTIFICATE_ELEMENTS allows: each costs the most the limits let it cost to load."""
+    domains = [f"other{index}.example.com" for index in range(count)]
+    return [
+        _bulky_organisation(pki, domain, _max_extensions(pki, domain)).org_certificate
+        for domain in domains
+    ]
+
+
 def combined_cases(chains: Sequence[WorstChain]) -> Iterator[Case]:
     """The costliest admitted chain that leaves room, with everything else at its limit in
-    the same bundle: a bulky organisation certificate, certificates before the signer's,
-    signed attributes filling the body up to 32 KiB."""
+    the same bundle: a bulky organisation certificate, bulky certificates before the
+    signer's, signed attributes filling the body up to 32 KiB."""
     small = [chain for chain in chains if sum(map(len, chain.pki.chain.responses)) < 16 * 1024]
     chain = max(small, key=lambda c: c.cost * 25 + _records(c.pki) * 35)
-    pki = _bulky_organisation(chain.pki, chain.domain, _MAX_EXTENSIONS)
-    others = [
-        make_pki().member_certificate for _ in range(_limits.MAX_SIGNED_DATA_CERTIFICATES - 1)
-    ]
+    pki = _bulky_organisation(chain.pki, chain.domain, _max_extensions(chain.pki, chain.domain))
+    others = _bulky_certificates(chain.pki, _limits.MAX_SIGNED_DATA_CERTIFICATES - 1)
     attributes = _limits.MAX_SIGNED_ATTRIBUTES - 3
     room = BODY_CAP - len(_signature(pki, certificates=others)) - attributes * 20
     bundle = _signature(

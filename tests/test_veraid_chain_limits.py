@@ -31,6 +31,7 @@ from tests.veraid_helpers import (
     member_signature_with,
     organisation,
     organisation_certificate_of_size,
+    organisation_certificate_with_elements,
     padded,
     rsa_key,
     rsa_key_with_exponent,
@@ -547,6 +548,37 @@ def test_a_certificate_one_byte_too_large_is_refused(pki: Pki) -> None:
 
     with pytest.raises(veraid.LimitError, match=r"4097 bytes \(at most 4096\)"):
         verify_signature(over, member_signature_with(over))
+
+
+def test_a_certificate_with_the_most_der_elements_verifies(pki: Pki) -> None:
+    certificate = organisation_certificate_with_elements(pki, _limits.MAX_CERTIFICATE_ELEMENTS)
+    largest = _with_organisation_certificate(pki, certificate, issue=True)
+
+    bundle = largest.member_signature(encapsulate=True)
+
+    assert verify_signature(largest, bundle).member.user == "alice"
+
+
+def test_a_certificate_with_one_der_element_too_many_is_refused(pki: Pki) -> None:
+    certificate = organisation_certificate_with_elements(pki, _limits.MAX_CERTIFICATE_ELEMENTS + 1)
+    over = _with_organisation_certificate(pki, certificate, issue=False)
+
+    with pytest.raises(veraid.LimitError, match="more than 128 DER elements"):
+        verify_signature(over, member_signature_with(over))
+
+
+def test_certificates_of_junk_extensions_are_refused_quickly(pki: Pki) -> None:
+    # Under 4 KiB of empty extensions, ~1000 elements: each certificate would otherwise cost
+    # ~8 ms of CPU to decode, then be passed over as not the signer.
+    certificate = organisation_certificate_with_elements(pki, 1000)
+    assert len(certificate) <= _limits.MAX_CERTIFICATE_BYTES
+    bundle = member_signature_with(pki, certificates=[certificate] * 7)
+
+    def refuse() -> None:
+        with pytest.raises(veraid.LimitError, match="Member certificate has more than 128"):
+            verify_signature(pki, bundle)
+
+    assert cpu_seconds(refuse) < CPU_BOUND_SECONDS
 
 
 @pytest.mark.parametrize(

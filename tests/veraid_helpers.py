@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 
 import veraid
-from veraid import _asn1
+from veraid import _asn1, _der
 from veraid._bundles import _metadata, _signature_bundle
 from veraid._cms import sign_signed_data
 from veraid._pki import Certificate
@@ -613,6 +613,38 @@ def padded(response: bytes, size: int) -> bytes:
     wire = _wire(message)
     assert len(wire) == size, f"padded to {len(wire)} bytes instead of {size}"
     return wire
+
+
+def organisation_certificate_with_elements(pki: Pki, elements: int) -> bytes:
+    """An organisation certificate (the Pki's name and key) of exactly ``elements`` DER
+    elements, made up with unrecognised extensions: 3 elements each, 4 if critical."""
+    key = rsa_key(ORG_KEY)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, ORG)])
+
+    def issue(extensions: int, critical: int) -> bytes:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(pki.period.start)
+            .not_valid_after(pki.period.end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        )
+        for index in range(extensions):
+            extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(f"1.2.3.{index}"), b"")
+            builder = builder.add_extension(extension, critical=index < critical)
+        return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+    extensions, critical = divmod(elements - _element_count(issue(0, 0)), 3)
+    certificate = issue(extensions, critical)
+    assert _element_count(certificate) == elements, "no such certificate"
+    return certificate
+
+
+def _element_count(der: bytes) -> int:
+    return sum(1 for _ in _der._elements(der))
 
 
 def organisation_certificate_of_size(pki: Pki, size: int) -> bytes:

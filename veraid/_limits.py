@@ -91,5 +91,11 @@ MAX_CERTIFICATE_BYTES: Final = 4096
 checks walk every element, and asn1crypto makes a Python object of each extension and name
 attribute read."""
 
+MAX_CERTIFICATE_ELEMENTS: Final = 128
+"""DER elements of one certificate: every VeraId certificate has 66 (ours and
+``@relaycorp/veraid``'s, RSA-2048 to 4096, bot or user). Each costs ~5 µs of Python to
+check and decode (asn1crypto, the strict DER checks), so a 4 KiB certificate of junk
+extensions would cost ~4 ms."""
+
 MAX_SIGNED_DATA_CERTIFICATES: Final = 8
 """Certificates in the CMS SignedData, each loaded to find the signer's (VeraId sends 1)."""

@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from veraid import _algorithms as algorithms
 from veraid import _der
 from veraid._asn1 import ASN1_ERRORS, refuse_extra_fields, refuse_extra_fields_deep
-from veraid._der import EncodingError
+from veraid._der import EncodingError, TooManyElementsError
 from veraid._errors import (
     CertificateError,
     InvalidNameError,
@@ -40,7 +40,11 @@ from veraid._errors import (
     MalformedError,
     UnsupportedKeyError,
 )
-from veraid._limits import MAX_CERTIFICATE_BYTES, MAX_RSA_EXPONENT_BITS
+from veraid._limits import (
+    MAX_CERTIFICATE_BYTES,
+    MAX_CERTIFICATE_ELEMENTS,
+    MAX_RSA_EXPONENT_BITS,
+)
 from veraid._periods import DatePeriod
 
 BOT_NAME = "@"
@@ -209,7 +213,7 @@ def _rsa_key(spki: bytes, what: str) -> rsa.RSAPublicKey:
 
 def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
     certificate = asn1_x509.Certificate.load(data, strict=True)
-    _der.check_certificate(data)
+    _der.check_certificate(data, MAX_CERTIFICATE_ELEMENTS)  # before the fields are decoded
     tbs = certificate["tbs_certificate"]
     for sequence in (certificate, tbs, tbs["validity"]):
         refuse_extra_fields(sequence)
@@ -253,6 +257,8 @@ def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certific
         raise LimitError(f"{what} has {len(der)} bytes (at most {MAX_CERTIFICATE_BYTES})")
     try:
         return _decode(der, what, issuer)
+    except TooManyElementsError as error:
+        raise LimitError(f"{what} has {error}") from None
     except EncodingError as error:
         raise MalformedError(f"{what} is not DER: {error}") from None
     except (*ASN1_ERRORS, UnsupportedAlgorithm) as error:
