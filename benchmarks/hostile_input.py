@@ -37,7 +37,6 @@ from datetime import datetime, timedelta
 import dns.name
 import dns.rdatatype
 from asn1crypto import core
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -60,18 +59,20 @@ from letro.contact_pairing import (
 from letro.errors import LetroProtocolError
 from letro.legacy_pairing import parse_pairing_request
 from tests.veraid_helpers import (
-    MEMBER_KEY,
     ORG_KEY,
     ChainShape,
     Pki,
     ZonePrivateKey,
     bloated_signature_bundle,
+    der_element_count,
+    junk_organisation_certificate,
     long_exponent_key,
     make_pki,
     member_signature_with,
     organisation,
     rsa_key,
     shaped_pki,
+    with_organisation_certificate,
 )
 from veraid import _der, _limits
 from veraid._dns import _plan
@@ -403,7 +404,7 @@ def _max_extensions(pki: Pki, domain: str) -> int:
     """The most junk extensions an organisation certificate for ``domain`` can carry within
     MAX_CERTIFICATE_BYTES and MAX_CERTIFICATE_ELEMENTS."""
     plain = _bulky_organisation(pki, domain, 0).org_certificate
-    elements = sum(1 for _ in _der._elements(plain))
+    elements = der_element_count(plain)
     return min(
         (_limits.MAX_CERTIFICATE_BYTES - len(plain)) // _EXTENSION_BYTES,
         (_limits.MAX_CERTIFICATE_ELEMENTS - elements) // _EXTENSION_ELEMENTS,
@@ -413,34 +414,13 @@ def _max_extensions(pki: Pki, domain: str) -> int:
 def _bulky_organisation(pki: Pki, domain: str, extensions: int) -> Pki:
     """``pki`` with an organisation certificate (same key) carrying ``extensions`` junk
     extensions, and a member certificate it issued."""
-    org_key = rsa_key(ORG_KEY)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, domain)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(org_key.public_key())
-        .serial_number(1)
-        .not_valid_before(pki.period.start)
-        .not_valid_after(pki.period.end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-    )
-    for index in range(extensions):
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(f"1.2.3.{index}"), b"\x05\x00"),
-            critical=False,
-        )
-    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-    org = builder.sign(org_key, hashes.SHA256(), rsa_padding=pss).public_bytes(Encoding.DER)
+    junk = [(f"1.2.3.{index}", b"\x05\x00", False) for index in range(extensions)]
+    org = junk_organisation_certificate(pki.period, junk, domain)
     over = len(org) > _limits.MAX_CERTIFICATE_BYTES or (
-        sum(1 for _ in _der._elements(org)) > _limits.MAX_CERTIFICATE_ELEMENTS
+        der_element_count(org) > _limits.MAX_CERTIFICATE_ELEMENTS
     )
-    if over:  # refused before the member's is read
-        return Pki(pki.now, pki.period, pki.chain, org, pki.member_certificate)
-    member = veraid.issue_member_certificate(
-        "alice", rsa_key(MEMBER_KEY).public_key(), org, org_key, pki.period.start, pki.period.end
-    )
-    return Pki(pki.now, pki.period, pki.chain, org, member)
+    # One over a limit is refused before the member's certificate is read: none is issued.
+    return with_organisation_certificate(pki, org, issue=not over)
 
 
 def _bulky_certificates(pki: Pki, count: int) -> list[bytes]:

@@ -20,7 +20,6 @@ import veraid
 from infra.agents import make_org, new_rsa_key, spki
 from letro.contact_pairing import LETRO_SERVICE_OID, serialise_contact_pairing_request
 from tests.veraid_helpers import (
-    MEMBER_KEY,
     ORG,
     SERVICE,
     ChainShape,
@@ -37,6 +36,7 @@ from tests.veraid_helpers import (
     rsa_key_with_exponent,
     shaped_pki,
     with_chain,
+    with_organisation_certificate,
     with_unrelated_answers,
 )
 from veraid import _der, _dnssec, _limits
@@ -519,51 +519,40 @@ def test_one_certificate_too_many_in_the_signature_is_refused(
         veraid.read_signature_bundle(bundle)
 
 
-def _with_organisation_certificate(pki: Pki, certificate: bytes, *, issue: bool) -> Pki:
-    member = pki.member_certificate
-    if issue:
-        member = veraid.issue_member_certificate(
-            "alice",
-            rsa_key(MEMBER_KEY).public_key(),
-            certificate,
-            rsa_key(3),
-            pki.period.start,
-            pki.period.end,
-        )
-    return Pki(pki.now, pki.period, pki.chain, certificate, member)
+# A certificate at each certificate limit plus ``over`` (bytes or DER elements), and what
+# the refusal of one over it says.
+CERTIFICATE_LIMITS: dict[str, tuple[Callable[[Pki, int], bytes], str]] = {
+    "bytes": (
+        lambda pki, over: organisation_certificate_of_size(
+            pki, _limits.MAX_CERTIFICATE_BYTES + over
+        ),
+        r"4097 bytes \(at most 4096\)",
+    ),
+    "DER elements": (
+        lambda pki, over: organisation_certificate_with_elements(
+            pki, _limits.MAX_CERTIFICATE_ELEMENTS + over
+        ),
+        "more than 128 DER elements",
+    ),
+}
 
 
-def test_the_largest_certificate_verifies(pki: Pki) -> None:
-    certificate = organisation_certificate_of_size(pki, _limits.MAX_CERTIFICATE_BYTES)
-    largest = _with_organisation_certificate(pki, certificate, issue=True)
-
-    bundle = largest.member_signature(encapsulate=True)
-
-    assert verify_signature(largest, bundle).member.user == "alice"
-
-
-def test_a_certificate_one_byte_too_large_is_refused(pki: Pki) -> None:
-    certificate = organisation_certificate_of_size(pki, _limits.MAX_CERTIFICATE_BYTES + 1)
-    over = _with_organisation_certificate(pki, certificate, issue=False)
-
-    with pytest.raises(veraid.LimitError, match=r"4097 bytes \(at most 4096\)"):
-        verify_signature(over, member_signature_with(over))
-
-
-def test_a_certificate_with_the_most_der_elements_verifies(pki: Pki) -> None:
-    certificate = organisation_certificate_with_elements(pki, _limits.MAX_CERTIFICATE_ELEMENTS)
-    largest = _with_organisation_certificate(pki, certificate, issue=True)
+@pytest.mark.parametrize("limit", CERTIFICATE_LIMITS)
+def test_the_largest_certificate_verifies(pki: Pki, limit: str) -> None:
+    certificate = CERTIFICATE_LIMITS[limit][0](pki, 0)
+    largest = with_organisation_certificate(pki, certificate, issue=True)
 
     bundle = largest.member_signature(encapsulate=True)
 
     assert verify_signature(largest, bundle).member.user == "alice"
 
 
-def test_a_certificate_with_one_der_element_too_many_is_refused(pki: Pki) -> None:
-    certificate = organisation_certificate_with_elements(pki, _limits.MAX_CERTIFICATE_ELEMENTS + 1)
-    over = _with_organisation_certificate(pki, certificate, issue=False)
+@pytest.mark.parametrize("limit", CERTIFICATE_LIMITS)
+def test_a_certificate_one_over_a_limit_is_refused(pki: Pki, limit: str) -> None:
+    issue, refusal = CERTIFICATE_LIMITS[limit]
+    over = with_organisation_certificate(pki, issue(pki, 1), issue=False)
 
-    with pytest.raises(veraid.LimitError, match="more than 128 DER elements"):
+    with pytest.raises(veraid.LimitError, match=refusal):
         verify_signature(over, member_signature_with(over))
 
 

@@ -26,7 +26,7 @@ import dns.rrset
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 
 import veraid
@@ -615,65 +615,80 @@ def padded(response: bytes, size: int) -> bytes:
     return wire
 
 
+# An unrecognised extension: (OID, value, critical).
+JunkExtension = tuple[str, bytes, bool]
+
+
+def junk_organisation_certificate(
+    period: veraid.DatePeriod, extensions: Sequence[JunkExtension], domain: str = ORG
+) -> bytes:
+    """A valid self-issued organisation certificate (``ORG_KEY``, CA) for ``domain``,
+    carrying ``extensions`` besides its BasicConstraints."""
+    key = rsa_key(ORG_KEY)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, domain)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(period.start)
+        .not_valid_after(period.end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+    for oid, value, critical in extensions:
+        extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value)
+        builder = builder.add_extension(extension, critical=critical)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    return builder.sign(key, hashes.SHA256(), rsa_padding=pss).public_bytes(Encoding.DER)
+
+
+def with_organisation_certificate(pki: Pki, certificate: bytes, *, issue: bool) -> Pki:
+    """``pki`` with another organisation certificate (``ORG_KEY``'s) and, if ``issue``, a
+    member certificate it issued (else the old one, for certificates that cannot issue)."""
+    member = pki.member_certificate
+    if issue:
+        member = veraid.issue_member_certificate(
+            "alice",
+            rsa_key(MEMBER_KEY).public_key(),
+            certificate,
+            rsa_key(ORG_KEY),
+            pki.period.start,
+            pki.period.end,
+        )
+    return Pki(pki.now, pki.period, pki.chain, certificate, member)
+
+
 def organisation_certificate_with_elements(pki: Pki, elements: int) -> bytes:
     """An organisation certificate (the Pki's name and key) of exactly ``elements`` DER
-    elements, made up with unrecognised extensions: 3 elements each, 4 if critical."""
-    key = rsa_key(ORG_KEY)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, ORG)])
+    elements, made up with empty unrecognised extensions: 3 elements each, 4 if critical."""
 
-    def issue(extensions: int, critical: int) -> bytes:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(1)
-            .not_valid_before(pki.period.start)
-            .not_valid_after(pki.period.end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        )
-        for index in range(extensions):
-            extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(f"1.2.3.{index}"), b"")
-            builder = builder.add_extension(extension, critical=index < critical)
-        return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+    def issue(count: int, critical: int) -> bytes:
+        junk = [(f"1.2.3.{index}", b"", index < critical) for index in range(count)]
+        return junk_organisation_certificate(pki.period, junk)
 
-    extensions, critical = divmod(elements - _element_count(issue(0, 0)), 3)
-    certificate = issue(extensions, critical)
-    assert _element_count(certificate) == elements, "no such certificate"
+    count, critical = divmod(elements - der_element_count(issue(0, 0)), 3)
+    certificate = issue(count, critical)
+    assert der_element_count(certificate) == elements, "no such certificate"
     return certificate
 
 
-def _element_count(der: bytes) -> int:
+def der_element_count(der: bytes) -> int:
+    """The DER elements of ``der``, as the certificate limit counts them."""
     return sum(1 for _ in _der._elements(der))
 
 
 def organisation_certificate_of_size(pki: Pki, size: int) -> bytes:
     """An organisation certificate (the Pki's name and key) padded to ``size`` bytes with
     an unrecognised extension."""
-    key = rsa_key(ORG_KEY)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, ORG)])
 
-    def issue(padding: int) -> bytes:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(1)
-            .not_valid_before(pki.period.start)
-            .not_valid_after(pki.period.end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"x" * padding),
-                critical=False,
-            )
-        )
-        return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+    def issue(filler: int) -> bytes:
+        return junk_organisation_certificate(pki.period, [("1.2.3.4", b"x" * filler, False)])
 
-    padding = size - len(issue(0))
-    for _ in range(8):  # length octets grow with the padding; a few steps settle it
-        certificate = issue(padding)
+    filler = size - len(issue(0))
+    for _ in range(8):  # length octets grow with the filler; a few steps settle it
+        certificate = issue(filler)
         if len(certificate) == size:
             return certificate
-        padding += size - len(certificate)
+        filler += size - len(certificate)
     raise ValueError(f"No certificate of exactly {size} bytes")
