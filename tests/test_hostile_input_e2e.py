@@ -7,7 +7,10 @@ in a workflow id is bounded, and a pair that is resent to without end continues 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import time
+import uuid
 from typing import Any
 
 import httpx
@@ -17,8 +20,13 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from contract.pairing import PairingStatus
-from infra.agents import VeraidAgent, VeraidOrg, make_org, new_agent, new_veraid_agent
-from letro.contact_pairing import ContactPairingFailureReason, parse_contact_pairing_failure
+from infra.agents import VeraidAgent, VeraidOrg, make_org, new_agent, new_veraid_agent, spki
+from letro.contact_pairing import (
+    LETRO_SERVICE_OID,
+    ContactPairingFailureReason,
+    parse_contact_pairing_failure,
+    serialise_contact_pairing_request,
+)
 from letro.content_types import (
     CONTACT_PAIRING_FAILURE,
     CONTACT_PAIRING_REQUEST,
@@ -29,8 +37,9 @@ from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import binary_event_headers, signal_count
 from tests.test_pairing_fuzz import mutate
+from tests.veraid_helpers import bloated_signature_bundle
 from workflows.legacy_pairing import workflow_id_for as legacy_workflow_id
-from workflows.veraid_pairing import workflow_id_for
+from workflows.veraid_pairing import refusal_workflow_id, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +115,66 @@ async def test_junk_naming_a_pair_adds_nothing_to_its_history(
     assert [event.data for event in sink.recorder.to(alice.endpoint_id)] == [bob_bundle]
     assert [event.data for event in sink.recorder.to(bob.endpoint_id)] == [genuine]
     assert await signal_count(pair) == 2  # the two genuine requests and nothing else
+
+
+# Generous for a loaded CI machine: the answer took ~7 ms here, HTTP included. Validating
+# the chain regardless of the limits took ~0.1 s (~0.5 s of CPU before veraid._dnssec).
+BLOATED_CHAIN_SECONDS = 2.0
+
+
+def refusals_of(ingress: Ingress, parcel_id: str) -> list[dict[str, Any]]:
+    assert ingress.process.log_file is not None
+    lines = [json.loads(line) for line in ingress.process.log_file.read_text().splitlines()]
+    return [
+        line
+        for line in lines
+        if line.get("parcelId") == parcel_id
+        and line.get("event") == "Refused unverifiable contact pairing request"
+    ]
+
+
+async def test_a_bloated_dnssec_chain_is_refused_quickly_and_reaches_nothing(
+    http: httpx.AsyncClient, ingress: Ingress, temporal_client: Client, veraid_org: VeraidOrg
+) -> None:
+    mallory, bob = new_veraid_agent(veraid_org, "mallory"), new_veraid_agent(veraid_org, "bob")
+    plaintext = serialise_contact_pairing_request(spki(mallory.endpoint_key), bob.veraid_id)
+
+    def request(junk_keys: int, junk_rrsigs: int) -> bytes:
+        # Signed by the session's trusted organisation as Mallory, sent from her endpoint:
+        # without the junk in its root DNSKEY response, it verifies and pairs (Mallory, Bob).
+        return bloated_signature_bundle(
+            veraid_org,
+            plaintext=plaintext,
+            service_oid=LETRO_SERVICE_OID,
+            user_name=mallory.user_name,
+            junk_keys=junk_keys,
+            junk_rrsigs=junk_rrsigs,
+        )
+
+    bloated = request(junk_keys=1100, junk_rrsigs=200)
+    assert len(bloated) <= MAX_CONTENT_LENGTHS[CONTACT_PAIRING_REQUEST]  # read, not a 413
+    parcel_id = str(uuid.uuid4())
+
+    started = time.monotonic()
+    response = await post(http, ingress.url, mallory.endpoint_id, bloated, parcel_id=parcel_id)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 204  # acknowledged (never retried), and dropped
+    assert elapsed < BLOATED_CHAIN_SECONDS
+    [refusal] = refusals_of(ingress, parcel_id)
+    # Refused by a limit, read from the sizes before any record is parsed; without the limits
+    # the chain is parsed and validated, and fails as DnssecError.
+    assert "ChainLimitError" in refusal["reason"]
+    assert "at most 8192" in refusal["reason"]  # MAX_RESPONSE_BYTES
+    pair = pair_handle(temporal_client, mallory.veraid_id, bob.veraid_id)
+    assert not await exists(pair)
+    refusal_workflow = refusal_workflow_id(mallory.endpoint_id, parcel_id)
+    assert not await exists(temporal_client.get_workflow_handle(refusal_workflow))
+
+    # The same request without the junk starts the pair: nothing else is wrong with it.
+    genuine = await post(http, ingress.url, mallory.endpoint_id, request(0, 0))
+    assert genuine.status_code == 204
+    assert await exists(pair)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Fuzzing the bundle parsers: whatever the bytes, only VeraidError subclasses escape."""
+"""Fuzzing the bundle parsers: whatever the bytes, only VeraidError subclasses escape, and
+chains around the limits of veraid._limits are refused exactly when over one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import veraid
-from tests.veraid_helpers import PLAINTEXT, SERVICE, Pki, make_pki
+from tests.veraid_helpers import (
+    ORG,
+    PLAINTEXT,
+    SERVICE,
+    ChainShape,
+    Pki,
+    make_pki,
+    padded,
+    shaped_pki,
+    with_unrelated_answers,
+)
+from veraid import _limits
+from veraid._dns import validate_chain
 
 FUZZ = settings(
     max_examples=250,
@@ -107,3 +120,95 @@ def test_mutated_dnssec_chains(pki: Pki, data: st.DataObject) -> None:
 def test_txt_rdata(text: str) -> None:
     with contextlib.suppress(veraid.TxtRecordError):
         veraid.parse_txt_rdata(text)
+
+
+# --- Around the limits of veraid._limits ------------------------------------------------------
+
+
+@st.composite
+def edited_chains(draw: st.DrawFn, responses: tuple[bytes, ...]) -> list[bytes]:
+    """A valid chain with its sizes pushed around the limits: unrelated answers, padding,
+    answer counts rewritten in the headers, responses added (copies or junk)."""
+    chain = list(responses)
+    indices = st.integers(0, len(chain) - 1)
+    for index in draw(st.lists(indices, max_size=4)):
+        if draw(st.booleans()):
+            extra = draw(st.integers(0, _limits.MAX_ANSWER_RECORDS + 2))
+            chain[index] = with_unrelated_answers(chain[index], extra)
+        elif len(chain[index]) < _limits.MAX_RESPONSE_BYTES - 100:  # room for the padding
+            size = _limits.MAX_RESPONSE_BYTES + draw(st.integers(-2, 1))
+            chain[index] = padded(chain[index], size)
+    # Last, as they leave messages dnspython cannot read back: answer counts that lie.
+    for index in draw(st.lists(indices, max_size=2)):
+        count = draw(st.sampled_from([0, 1, _limits.MAX_ANSWER_RECORDS + 1, 0xFFFF]))
+        chain[index] = chain[index][:6] + count.to_bytes(2, "big") + chain[index][8:]
+    extra_responses = draw(st.integers(0, _limits.MAX_CHAIN_RESPONSES - len(chain) + 2))
+    for _ in range(extra_responses):
+        if draw(st.booleans()):
+            chain.append(chain[draw(st.integers(0, len(responses) - 1))])
+        else:
+            chain.append(draw(st.binary(max_size=40)))
+    return chain
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_chains_around_the_limits(pki: Pki, data: st.DataObject) -> None:
+    chain = data.draw(edited_chains(pki.chain.responses))
+    bundle = veraid.serialise_member_id_bundle(chain, pki.org_certificate, pki.member_certificate)
+    with contextlib.suppress(veraid.VeraidError):
+        veraid.verify_member_id_bundle(bundle, SERVICE, pki.now, trust_anchors=pki.trust_anchors)
+    with contextlib.suppress(veraid.VeraidError):
+        validate_chain(chain, ORG, pki.trust_anchors)
+
+
+shapes = st.builds(
+    ChainShape,
+    extra_keys=st.integers(0, _limits.MAX_RRSET_RECORDS),
+    colliding_keys=st.integers(0, _limits.MAX_KEYS_PER_RRSIG),
+    rrsigs=st.integers(1, _limits.MAX_RRSIGS_PER_RRSET + 1),
+    junk_rrsigs=st.integers(0, 1),
+    extra_ds=st.integers(0, 3),
+    extra_answers=st.integers(0, 6),
+    extra_responses=st.integers(0, _limits.MAX_CHAIN_RESPONSES - 6 + 1),
+)
+
+
+def _within_limits(shape: ChainShape, responses: tuple[bytes, ...]) -> bool:
+    """Whether a chain of this shape (RSA-2048 zone keys, example.com) is within every
+    limit, computed from the shape: 3 DNSKEY, 2 DS and 1 TXT RRsets are checked."""
+    colliding = min(shape.colliding_keys, shape.extra_keys)
+    rrsigs = shape.rrsigs + shape.junk_rrsigs
+    rrsets = [1 + shape.extra_keys] * 3 + [1 + shape.extra_ds] * 2 + [1]
+    answers = [records + rrsigs + shape.extra_answers for records in rrsets]
+    # DNSKEY RRsets are checked with their DS-named key, the others with its colliders too.
+    cost = rrsigs * (3 + 3 * (1 + colliding))
+    sizes = [len(response) for response in responses]
+    return (
+        len(responses) <= _limits.MAX_CHAIN_RESPONSES
+        and max(sizes) <= _limits.MAX_RESPONSE_BYTES
+        and sum(sizes) <= _limits.MAX_CHAIN_BYTES
+        and max(answers) <= _limits.MAX_ANSWER_RECORDS
+        and sum(answers) <= _limits.MAX_CHAIN_RECORDS
+        and max(rrsets) <= _limits.MAX_RRSET_RECORDS
+        and rrsigs <= _limits.MAX_RRSIGS_PER_RRSET
+        and 1 + colliding <= _limits.MAX_KEYS_PER_RRSIG
+        and cost <= _limits.MAX_SIGNATURE_COST
+    )
+
+
+@settings(FUZZ, max_examples=40)
+@given(shape=shapes)
+def test_signed_chains_verify_exactly_when_within_the_limits(shape: ChainShape) -> None:
+    pki = shaped_pki(shape)
+    within = _within_limits(shape, pki.chain.responses)
+
+    try:
+        result = veraid.verify_member_id_bundle(
+            pki.member_id_bundle, SERVICE, pki.now, trust_anchors=pki.trust_anchors
+        )
+    except veraid.ChainLimitError:
+        assert not within
+    else:
+        assert within
+        assert result.member == veraid.Member(ORG, "alice")

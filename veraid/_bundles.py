@@ -26,14 +26,17 @@ from veraid._dns import (
     validate_chain,
     verification_period,
 )
+from veraid._dnssec import check_chain_size
 from veraid._errors import (
     CertificateError,
     InvalidSignatureError,
+    LimitError,
     MalformedError,
     ServiceMismatchError,
     UnsupportedVersionError,
     ValidityPeriodError,
 )
+from veraid._limits import MAX_DER_ELEMENTS
 from veraid._periods import DatePeriod, require_overlap
 from veraid._pki import (
     BOT_NAME,
@@ -127,7 +130,10 @@ def _decode_bundle(
 ) -> tuple[_Bundle, tuple[bytes, ...], bytes]:
     bundle = _asn1.load_strict(spec, data, what)
     try:
-        der.check_definite_lengths(data)
+        # Bounding the elements bounds the work of every asn1crypto parse that follows.
+        der.check_definite_lengths(data, MAX_DER_ELEMENTS)
+    except der.TooManyElementsError as error:
+        raise LimitError(f"{what} has {error} outside its certificates and DNS messages") from None
     except der.EncodingError as error:
         raise MalformedError(f"{what} is not DER: {error}") from None
     try:
@@ -139,6 +145,7 @@ def _decode_bundle(
         raise MalformedError(f"{what} is malformed: {error}") from None
     if version != 0:
         raise UnsupportedVersionError(f"Unsupported {what} version ({version})")
+    check_chain_size(responses)  # a chain over the limits is refused before any other work
     return bundle, responses, org_der
 
 

@@ -23,11 +23,13 @@ from veraid._asn1 import (
     OID_DATA,
     OID_SIGNED_DATA,
     ContentInfo,
+    SignedData,
     encapsulated_content,
     explicit_octet_string,
     refuse_extra_fields,
 )
-from veraid._errors import InvalidSignatureError, MalformedError
+from veraid._errors import InvalidSignatureError, LimitError, MalformedError
+from veraid._limits import MAX_SIGNED_ATTRIBUTES, MAX_SIGNED_DATA_CERTIFICATES
 from veraid._pki import Certificate, DistinguishedName, distinguished_name
 
 
@@ -47,6 +49,17 @@ class ParsedSignedData:
     encapsulated: bytes | None
 
 
+def _certificates(signed_data: SignedData) -> list[Any]:
+    # Each certificate is loaded in turn to find the signer's: bound how many.
+    certificates = list(signed_data["certificates"] or ())
+    if len(certificates) > MAX_SIGNED_DATA_CERTIFICATES:
+        raise LimitError(
+            f"SignedData has {len(certificates)} certificates"
+            f" (at most {MAX_SIGNED_DATA_CERTIFICATES})"
+        )
+    return certificates
+
+
 def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
     """Extract what verification needs; MalformedError for anything VeraId does not use."""
     try:
@@ -57,9 +70,7 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
             refuse_extra_fields(sequence)
         if signed_data["version"].native != "v1":
             raise MalformedError("SignedData version must be 1")
-        certificates = []
-        for certificate in signed_data["certificates"] or ():
-            certificates.append(certificate.dump())
+        certificates = [certificate.dump() for certificate in _certificates(signed_data)]
         signer_infos = signed_data["signer_infos"]
         if len(signer_infos) != 1:
             raise MalformedError(f"SignedData must have one signer (got {len(signer_infos)})")
@@ -79,6 +90,11 @@ def parse_signed_data(content_info: ContentInfo) -> ParsedSignedData:
         signed_attrs = signer_info["signed_attrs"]
         if isinstance(signed_attrs, core.Void):
             raise InvalidSignatureError("The signature has no signed attributes")
+        if len(signed_attrs) > MAX_SIGNED_ATTRIBUTES:
+            raise LimitError(
+                f"The signature has {len(signed_attrs)} signed attributes"
+                f" (at most {MAX_SIGNED_ATTRIBUTES})"
+            )
         attributes: dict[str, tuple[Any, ...]] = {}
         for attribute in signed_attrs:
             oid = attribute["type"].dotted

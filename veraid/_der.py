@@ -64,6 +64,10 @@ class EncodingError(ValueError):
     """Raised by the ``check_*`` functions; callers translate it."""
 
 
+class TooManyElementsError(EncodingError):
+    """Raised past ``max_elements`` by ``check_definite_lengths`` and ``check_certificate``."""
+
+
 # (tag, offset of the element, start and end of its contents)
 _Element = tuple[int, int, int, int]
 
@@ -74,17 +78,26 @@ def _elements(
     skip_certificates: bool = False,
     span: tuple[int, int] | None = None,
     deep: bool = True,
+    max_elements: int | None = None,
 ) -> Iterator[_Element]:
     """Every element in ``data`` (or in ``span`` of it), walking into constructed ones unless
     not ``deep``, with its length checked: definite, in its shortest form (X.690 §10.1),
     within the enclosing element. asn1crypto accepts indefinite and non-minimal lengths even
     in strict mode. The contents of primitive elements (DNS messages in OCTET STRINGs, DER in
     extension values) are not looked into.
+
+    ``max_elements``: stop with ``TooManyElementsError`` at the next element past it, before
+    reading its header (each element costs this walk, then asn1crypto, a few microseconds of
+    Python).
     """
+    count = 0
     spans = [span or (0, len(data))]
     while spans:
         position, end = spans.pop()
         while position < end:
+            count += 1
+            if max_elements is not None and count > max_elements:
+                raise TooManyElementsError(f"more than {max_elements} DER elements")
             offset = position
             tag = data[position]
             position += 1
@@ -120,13 +133,15 @@ def _elements(
             position += size
 
 
-def check_definite_lengths(data: bytes) -> None:
+def check_definite_lengths(data: bytes, max_elements: int | None = None) -> None:
     """Refuse indefinite and non-minimal lengths anywhere in ``data`` (a bundle).
 
     Certificates inside are skipped: ``check_certificate`` checks them, more strictly, when
-    they are loaded.
+    they are loaded (and ``MAX_CERTIFICATE_BYTES`` bounds that walk).
+
+    ``max_elements``: refuse more elements than that (certificates count as one).
     """
-    for _element in _elements(data, skip_certificates=True):
+    for _element in _elements(data, skip_certificates=True, max_elements=max_elements):
         pass
 
 
@@ -136,15 +151,17 @@ def check_x509_value(data: bytes) -> None:
     _check_primitives(data, lax_integer_at=None)
 
 
-def check_certificate(data: bytes) -> None:
+def check_certificate(data: bytes, max_elements: int | None = None) -> None:
     """``check_x509_value`` for an X.509 v3 certificate, but for one deviation of real issuers:
     the serial number may have redundant leading zero octets.
 
     ``@relaycorp/veraid`` draws a serial as 64 random bits and clears the sign bit only, so
     about one certificate in 512 starts 0x00 then an octet below 0x80, which DER forbids
     (X.690 §8.3.2) and pkijs accepts. Only that padding of a positive serial is let through.
+
+    ``max_elements``: refuse more elements than that, as ``check_definite_lengths`` does.
     """
-    _check_primitives(data, lax_integer_at=_serial_offset(data))
+    _check_primitives(data, lax_integer_at=_serial_offset(data), max_elements=max_elements)
 
 
 def _header_size(data: bytes, offset: int) -> int:
@@ -173,14 +190,16 @@ _TIME_FORMATS = {
 }
 
 
-def _check_primitives(data: bytes, *, lax_integer_at: int | None) -> None:
-    for tag, offset, start, end in _elements(data):
+def _check_primitives(
+    data: bytes, *, lax_integer_at: int | None, max_elements: int | None = None
+) -> None:
+    for tag, offset, start, end in _elements(data, max_elements=max_elements):
         contents = data[start:end]
         if tag & 0xE0 == 0x20 and tag not in (SEQUENCE, SET):
             # Universal types other than SEQUENCE and SET are primitive in DER (X.690 §10.2).
             raise EncodingError(f"constructed encoding of universal type {tag & 0x1F}")
         if tag == SET:
-            _check_set_order(data, start, end)
+            _check_set_order(data, start, end, max_elements)
         elif tag == INTEGER:
             _check_integer(contents, lax=offset == lax_integer_at)
         elif tag == BOOLEAN:
@@ -200,12 +219,10 @@ def _check_primitives(data: bytes, *, lax_integer_at: int | None) -> None:
             raise EncodingError("time not in the DER form YYMMDDHHMMSSZ / YYYYMMDDHHMMSSZ")
 
 
-def _check_set_order(data: bytes, start: int, end: int) -> None:
+def _check_set_order(data: bytes, start: int, end: int, max_elements: int | None) -> None:
     """A DER SET OF lists its elements in the order of their encodings (X.690 §11.6)."""
-    elements = [
-        data[offset:stop]
-        for _tag, offset, _, stop in _elements(data, span=(start, end), deep=False)
-    ]
+    walk = _elements(data, span=(start, end), deep=False, max_elements=max_elements)
+    elements = [data[offset:stop] for _tag, offset, _, stop in walk]
     if elements != sorted(elements):
         raise EncodingError("SET OF not in DER order")
 

@@ -8,14 +8,16 @@ A chain is a set of complete DNS response messages, one per query made while res
 Unlike ``@relaycorp/dnssec``, which accepts each signature valid at *some* instant of the
 period, every signature of the chain must be valid at one common instant (as in veraid-jvm
 and the DomainAuth draft).
+
+The work is bounded (``_limits``): every RRset the chain needs is parsed, and the cost of its
+signature checks priced, before any check is made (``_dnssec``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,18 +27,24 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.rcode
-import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.DS
-import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.ANY.TXT
 import dns.rrset
-import dns.wire
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from veraid._dnssec import (
+    ChainResponses,
+    Check,
+    Interval,
+    SignedRRset,
+    ZoneKey,
+    check_cost,
+    intersect,
+    zone_keys,
+)
 from veraid._errors import (
     DnssecError,
     MalformedError,
@@ -142,8 +150,6 @@ def select_ttl_override(records: Sequence[str], spec: KeySpec, service_oid: str)
 
 # --- Chain validation -------------------------------------------------------------------------
 
-_Interval = tuple[int, int]  # POSIX seconds, both ends included
-
 
 @dataclass(frozen=True, slots=True)
 class ChainValidation:
@@ -151,7 +157,7 @@ class ChainValidation:
     and the instants at which every signature on the path was valid (disjoint intervals)."""
 
     txt_records: tuple[str, ...]
-    valid_intervals: tuple[_Interval, ...]
+    valid_intervals: tuple[Interval, ...]
 
     def verify_during(self, period: DatePeriod) -> DatePeriod:
         """The first part of ``period`` during which the whole chain is valid."""
@@ -169,149 +175,97 @@ def _from_posix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _intersect(a: Iterable[_Interval], b: Iterable[_Interval]) -> list[_Interval]:
-    result = []
-    for a_low, a_high in a:
-        for b_low, b_high in b:
-            low, high = max(a_low, b_low), min(a_high, b_high)
-            if low <= high:
-                result.append((low, high))
-    return sorted(set(result))
+def _ds_digest(owner: bytes, key: ZoneKey, digest_type: int) -> bytes | None:
+    digest_name = _DS_DIGESTS.get(digest_type)
+    if digest_name is None:
+        return None
+    return hashlib.new(digest_name, owner + key.wire).digest()  # RFC 4034 §5.1.4
 
 
-_QuestionKey = tuple[dns.name.Name, int, int]
-_WIRE_ERRORS = (dns.exception.DNSException, ValueError, UnicodeError, IndexError, struct.error)
-_HEADER_LENGTH = 12
-
-
-@dataclass(frozen=True, slots=True)
-class _Response:
-    """A response message read only as far as needed: its question and answer section.
-
-    (``dns.message.from_wire`` builds every section and was most of a verification's time.)
-    """
-
-    rcode: int
-    answer_count: int
-    answers_offset: int
-    wire: bytes
-
-    def answers(self) -> list[tuple[dns.name.Name, int, int, dns.rdata.Rdata]]:
-        parser = dns.wire.Parser(self.wire, self.answers_offset)
-        records = []
-        try:
-            for _ in range(self.answer_count):
-                owner = parser.get_name(decompress=True)
-                rdtype, rdclass, _ttl, length = parser.get_struct("!HHIH")
-                with parser.restrict_to(length):
-                    rdata = dns.rdata.from_wire_parser(rdclass, rdtype, parser)
-                records.append((owner, rdtype, rdclass, rdata))
-        except _WIRE_ERRORS as error:
-            raise MalformedError(f"A DNS message of the chain is malformed: {error}") from None
-        return records
-
-
-def _read_question(wire: bytes) -> tuple[_QuestionKey, _Response] | None:
-    try:
-        if len(wire) < _HEADER_LENGTH:
-            raise MalformedError("A DNS message of the chain is shorter than its header")
-        flags, question_count, answer_count = struct.unpack_from("!2xHHH", wire)
-        if question_count != 1:
-            return None  # answers no question: never looked up
-        parser = dns.wire.Parser(wire, _HEADER_LENGTH)
-        name = parser.get_name(decompress=True)
-        rdtype, rdclass = parser.get_struct("!HH")
-    except _WIRE_ERRORS as error:
-        raise MalformedError(f"A DNS message of the chain is malformed: {error}") from None
-    return (name, rdtype, rdclass), _Response(flags & 0xF, answer_count, parser.current, wire)
-
-
-def _index_responses(chain: Sequence[bytes]) -> dict[_QuestionKey, list[_Response]]:
-    by_question: dict[_QuestionKey, list[_Response]] = {}
-    for wire in chain:
-        read = _read_question(wire)
-        if read is not None:
-            by_question.setdefault(read[0], []).append(read[1])
-    return by_question
-
-
-class _Chain:
-    def __init__(self, chain: Sequence[bytes]) -> None:
-        self._responses = _index_responses(chain)
-
-    def response(self, name: dns.name.Name, rdtype: int, what: str) -> _Response:
-        responses = self._responses.get((name, rdtype, dns.rdataclass.IN))
-        if not responses:
-            raise DnssecError(f"The chain has no {what} response for {name}")
-        # Like @relaycorp/veraid, zone responses are looked up first-match; only the TXT
-        # response must be unique, or the TTL override could come from an unverified copy.
-        if len(responses) > 1 and rdtype == dns.rdatatype.TXT:
-            raise DnssecError(f"The chain has several {what} responses for {name}")
-        if responses[0].rcode != dns.rcode.NOERROR:
-            raise DnssecError(f"The {what} response for {name} is not NOERROR")
-        return responses[0]
-
-    def signed_rrset(
-        self, name: dns.name.Name, rdtype: int, what: str
-    ) -> tuple[dns.rrset.RRset, list[dns.rdtypes.ANY.RRSIG.RRSIG]]:
-        records: list[dns.rdata.Rdata] = []
-        rrsigs: list[dns.rdtypes.ANY.RRSIG.RRSIG] = []
-        for owner, record_type, record_class, rdata in self.response(name, rdtype, what).answers():
-            if owner != name or record_class != dns.rdataclass.IN:
+def _entry_keys(
+    zone: dns.name.Name, keys: Sequence[ZoneKey], delegation: Sequence[TrustAnchor]
+) -> list[ZoneKey]:
+    """The keys a DS record (or trust anchor) of the zone designates."""
+    owner = zone.canonicalize().to_digestable()
+    entry = []
+    for key in keys:
+        # The key tag only narrows the search (RFC 4034 §5.2); the digest decides. Each
+        # digest is computed once per key, whatever the number of DS records.
+        digests: dict[int, bytes | None] = {}
+        for ds in delegation:
+            if key.dnskey.algorithm != ds.algorithm:
                 continue
-            if record_type == rdtype:
-                records.append(rdata)
-            elif isinstance(rdata, dns.rdtypes.ANY.RRSIG.RRSIG) and rdata.type_covered == rdtype:
-                rrsigs.append(rdata)
-        if not records:
-            raise DnssecError(f"The {what} response for {name} has no {what} records")
-        if not rrsigs:
-            raise DnssecError(f"The {what} records of {name} are unsigned")
-        return dns.rrset.from_rdata_list(name, 0, records), rrsigs
-
-
-def _verify_rrset(
-    rrset: dns.rrset.RRset,
-    rrsigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG],
-    signer: dns.name.Name,
-    keys: dns.rrset.RRset,
-    what: str,
-) -> list[_Interval]:
-    """The validity intervals of the RRSIGs over ``rrset`` made by one of ``keys``."""
-    intervals = []
-    for rrsig in rrsigs:
-        if rrsig.signer != signer:
-            continue
-        try:
-            # The instant is checked separately: all signatures must share one.
-            dns.dnssec.validate_rrsig(rrset, rrsig, {signer: keys}, now=rrsig.inception)
-        except (dns.exception.ValidationFailure, dns.exception.UnsupportedAlgorithm):
-            continue
-        intervals.append((rrsig.inception, rrsig.expiration))
-    if not intervals:
-        raise DnssecError(f"No valid RRSIG by {signer} covers the {what} records of {rrset.name}")
-    return intervals
-
-
-def _ds_matches(zone: dns.name.Name, key: dns.rdtypes.ANY.DNSKEY.DNSKEY, ds: TrustAnchor) -> bool:
-    digest_name = _DS_DIGESTS.get(ds.digest_type)
-    # The key tag only narrows the search (RFC 4034 §5.2); the digest decides.
-    if digest_name is None or key.algorithm != ds.algorithm:
-        return False
-    data = zone.canonicalize().to_digestable() + key.to_digestable()  # RFC 4034 §5.1.4
-    return hashlib.new(digest_name, data).digest() == ds.digest
-
-
-def _verify_dnskeys(
-    chain: _Chain, zone: dns.name.Name, delegation: Sequence[TrustAnchor]
-) -> tuple[dns.rrset.RRset, list[_Interval]]:
-    dnskeys, rrsigs = chain.signed_rrset(zone, dns.rdatatype.DNSKEY, "DNSKEY")
-    entry_keys = [key for key in dnskeys if any(_ds_matches(zone, key, ds) for ds in delegation)]
-    if not entry_keys:
+            if ds.digest_type not in digests:
+                digests[ds.digest_type] = _ds_digest(owner, key, ds.digest_type)
+            if digests[ds.digest_type] == ds.digest:
+                entry.append(key)
+                break
+    if not entry:
         raise DnssecError(f"No DNSKEY of {zone} matches its DS records or trust anchors")
-    entry_rrset = dns.rrset.from_rdata_list(zone, dnskeys.ttl, entry_keys)
-    intervals = _verify_rrset(dnskeys, rrsigs, zone, entry_rrset, "DNSKEY")
-    return dnskeys, intervals
+    return entry
+
+
+def _delegation(ds_rrset: SignedRRset) -> list[TrustAnchor]:
+    return [
+        TrustAnchor(ds.key_tag, ds.algorithm, ds.digest_type, ds.digest)
+        for ds in ds_rrset.records
+        if isinstance(ds, dns.rdtypes.ANY.DS.DS)
+    ]
+
+
+def _zone_checks(
+    responses: ChainResponses, zone: dns.name.Name, delegation: Sequence[TrustAnchor]
+) -> tuple[Check, list[ZoneKey]]:
+    """The check of a zone's DNSKEY RRset (by its entry keys) and all its keys."""
+    dnskeys = responses.signed_rrset(zone, dns.rdatatype.DNSKEY, "DNSKEY")
+    keys = zone_keys(dnskeys)
+    return Check(dnskeys, zone, _entry_keys(zone, keys, delegation)), keys
+
+
+def _zones(apex: dns.name.Name) -> list[dns.name.Name]:
+    """The root, then every zone down to ``apex``."""
+    return [apex.split(depth)[1] for depth in range(1, len(apex) + 1)]
+
+
+def _zone_questions(zones: Sequence[dns.name.Name]) -> list[tuple[dns.name.Name, int, str]]:
+    questions: list[tuple[dns.name.Name, int, str]] = []
+    questions += [(zone, dns.rdatatype.DNSKEY, "DNSKEY") for zone in zones]
+    return questions + [(zone, dns.rdatatype.DS, "DS") for zone in zones[1:]]
+
+
+def _plan(
+    responses: ChainResponses,
+    txt: SignedRRset,
+    apex: dns.name.Name,
+    trust_anchors: Sequence[TrustAnchor],
+) -> list[Check]:
+    """Every check the chain needs, from the root down, its RRsets all parsed (and within
+    the limits) before any signature is checked."""
+    zones = _zones(apex)
+    # The TXT response is parsed already (its RRSIG names the apex); count it too.
+    responses.check_record_count([*_zone_questions(zones), (txt.name, dns.rdatatype.TXT, "TXT")])
+    check, keys = _zone_checks(responses, dns.name.root, trust_anchors)
+    checks = [check]
+    for parent, zone in itertools.pairwise(zones):
+        ds_rrset = responses.signed_rrset(zone, dns.rdatatype.DS, "DS")
+        checks.append(Check(ds_rrset, parent, keys))
+        check, keys = _zone_checks(responses, zone, _delegation(ds_rrset))
+        checks.append(check)
+    checks.append(Check(txt, apex, keys))
+    return checks
+
+
+def _txt_strings(txt: SignedRRset) -> tuple[str, ...]:
+    records = []
+    for rdata in txt.records:
+        strings = rdata.strings if isinstance(rdata, dns.rdtypes.ANY.TXT.TXT) else ()
+        if len(strings) != 1:
+            raise TxtRecordError(f"A VeraId TXT record must be one string (got {len(strings)})")
+        try:
+            records.append(strings[0].decode("ascii"))
+        except UnicodeDecodeError:
+            raise TxtRecordError("A VeraId TXT record is not ASCII") from None
+    return tuple(records)
 
 
 def validate_chain(
@@ -319,7 +273,8 @@ def validate_chain(
 ) -> ChainValidation:
     """Validate the DNSSEC chain of ``_veraid.<domain>/TXT`` from the trust anchors down.
 
-    The result does not depend on the time: it records when the chain is valid.
+    The result does not depend on the time: it records when the chain is valid. A chain
+    over a limit of ``veraid._limits`` raises ChainLimitError before any signature check.
     """
     try:
         txt_name = dns.name.from_text(f"_veraid.{domain.rstrip('.')}.")
@@ -327,39 +282,19 @@ def validate_chain(
         raise MalformedError(
             f"Organisation name {domain!r} is not a domain name: {error}"
         ) from None
-    parsed = _Chain(chain)
-    txt_rrset, txt_rrsigs = parsed.signed_rrset(txt_name, dns.rdatatype.TXT, "TXT")
-    apex = txt_rrsigs[0].signer
+    responses = ChainResponses(chain)
+    txt = responses.signed_rrset(txt_name, dns.rdatatype.TXT, "TXT")
+    apex = txt.rrsigs[0].signer
     if not txt_name.is_subdomain(apex):
         raise DnssecError(f"The TXT records of {txt_name} are signed by an unrelated zone ({apex})")
-
-    zones = [dns.name.root]
-    for depth in range(2, len(apex) + 1):
-        zones.append(apex.split(depth)[1])
-
-    keys, intervals = _verify_dnskeys(parsed, dns.name.root, trust_anchors)
-    for parent, zone in itertools.pairwise(zones):
-        ds_rrset, ds_rrsigs = parsed.signed_rrset(zone, dns.rdatatype.DS, "DS")
-        intervals = _intersect(intervals, _verify_rrset(ds_rrset, ds_rrsigs, parent, keys, "DS"))
-        delegation = [
-            TrustAnchor(ds.key_tag, ds.algorithm, ds.digest_type, ds.digest) for ds in ds_rrset
-        ]
-        keys, zone_intervals = _verify_dnskeys(parsed, zone, delegation)
-        intervals = _intersect(intervals, zone_intervals)
-    intervals = _intersect(intervals, _verify_rrset(txt_rrset, txt_rrsigs, apex, keys, "TXT"))
+    checks = _plan(responses, txt, apex, trust_anchors)
+    check_cost(checks)
+    intervals = checks[0].valid_intervals()
+    for check in checks[1:]:
+        intervals = intersect(intervals, check.valid_intervals())
     if not intervals:
         raise ValidityPeriodError("The DNSSEC signatures of the chain are never valid together")
-
-    records = []
-    for txt in txt_rrset:
-        strings = txt.strings
-        if len(strings) != 1:
-            raise TxtRecordError(f"A VeraId TXT record must be one string (got {len(strings)})")
-        try:
-            records.append(strings[0].decode("ascii"))
-        except UnicodeDecodeError:
-            raise TxtRecordError("A VeraId TXT record is not ASCII") from None
-    return ChainValidation(tuple(records), tuple(intervals))
+    return ChainValidation(_txt_strings(txt), tuple(intervals))
 
 
 def verification_period(

@@ -44,4 +44,15 @@ class InvalidNameError(VeraidError):
 
 
 class UnsupportedKeyError(VeraidError):
-    """A key VeraId does not support (only RSA 2048, 3072 and 4096 bits)."""
+    """A key VeraId does not support (only RSA 2048, 3072 and 4096 bits, exponents of at most
+    33 bits)."""
+
+
+class LimitError(VeraidError):
+    """Input that would cost more to process than any real one does (``veraid._limits``):
+    refused before that work is done, whether or not it is otherwise valid."""
+
+
+class ChainLimitError(LimitError, DnssecError):
+    """A DNSSEC chain over a limit: too many or too large responses, records or RRSIGs,
+    colliding key tags, oversized keys, or signature checks costing too much."""

@@ -32,12 +32,18 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from veraid import _algorithms as algorithms
 from veraid import _der
 from veraid._asn1 import ASN1_ERRORS, refuse_extra_fields, refuse_extra_fields_deep
-from veraid._der import EncodingError
+from veraid._der import EncodingError, TooManyElementsError
 from veraid._errors import (
     CertificateError,
     InvalidNameError,
+    LimitError,
     MalformedError,
     UnsupportedKeyError,
+)
+from veraid._limits import (
+    MAX_CERTIFICATE_BYTES,
+    MAX_CERTIFICATE_ELEMENTS,
+    MAX_RSA_EXPONENT_BITS,
 )
 from veraid._periods import DatePeriod
 
@@ -185,16 +191,29 @@ def _validity(tbs: asn1_x509.TbsCertificate) -> DatePeriod:
     return DatePeriod(validity["not_before"].native, validity["not_after"].native)
 
 
+def _check_rsa_key(public_key: rsa.RSAPublicKey, what: str) -> None:
+    # The sizes VeraId allows. A long public exponent would make each verification with
+    # the key as slow as a signature (milliseconds): real keys use 65537.
+    if public_key.key_size not in _KEY_ALGORITHM_BY_MODULUS:
+        raise UnsupportedKeyError(f"{what} has an RSA key of {public_key.key_size} bits")
+    exponent_bits = public_key.public_numbers().e.bit_length()
+    if exponent_bits > MAX_RSA_EXPONENT_BITS:
+        raise UnsupportedKeyError(
+            f"{what} has an RSA exponent of {exponent_bits} bits (at most {MAX_RSA_EXPONENT_BITS})"
+        )
+
+
 def _rsa_key(spki: bytes, what: str) -> rsa.RSAPublicKey:
     public_key = load_der_public_key(spki)
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise UnsupportedKeyError(f"{what} has a key other than RSA")
+    _check_rsa_key(public_key, what)
     return public_key
 
 
 def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
     certificate = asn1_x509.Certificate.load(data, strict=True)
-    _der.check_certificate(data)
+    _der.check_certificate(data, MAX_CERTIFICATE_ELEMENTS)  # before the fields are decoded
     tbs = certificate["tbs_certificate"]
     for sequence in (certificate, tbs, tbs["validity"]):
         refuse_extra_fields(sequence)
@@ -229,12 +248,17 @@ def _decode(data: bytes, what: str, issuer: bool) -> Certificate:
 
 
 def load_certificate(der: bytes, what: str, *, issuer: bool = False) -> Certificate:
-    """Decode a DER certificate; MalformedError or UnsupportedKeyError if unusable.
+    """Decode a DER certificate; MalformedError, UnsupportedKeyError or LimitError if unusable.
 
     ``issuer``: also read BasicConstraints (``is_ca`` is False otherwise).
     """
+    if len(der) > MAX_CERTIFICATE_BYTES:
+        # asn1crypto and the DER checks walk every element; real ones are ~1 KiB.
+        raise LimitError(f"{what} has {len(der)} bytes (at most {MAX_CERTIFICATE_BYTES})")
     try:
         return _decode(der, what, issuer)
+    except TooManyElementsError as error:
+        raise LimitError(f"{what} has {error}") from None
     except EncodingError as error:
         raise MalformedError(f"{what} is not DER: {error}") from None
     except (*ASN1_ERRORS, UnsupportedAlgorithm) as error:
