@@ -97,5 +97,8 @@ MAX_CERTIFICATE_ELEMENTS: Final = 128
 check and decode (asn1crypto, the strict DER checks), so a 4 KiB certificate of junk
 extensions would cost ~4 ms."""
 
-MAX_SIGNED_DATA_CERTIFICATES: Final = 8
-"""Certificates in the CMS SignedData, each loaded to find the signer's (VeraId sends 1)."""
+MAX_SIGNED_DATA_CERTIFICATES: Final = 2
+"""Certificates in the CMS SignedData, each loaded to find the signer's. VeraId sends 1
+(the member's); one more is allowed (an organisation certificate some producer might add).
+Each costs up to ~1 ms of Python to decode at the limits above, so eight made the worst
+bundle cost 14-16 ms of CPU, past the 10 ms every request must stay within."""
