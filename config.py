@@ -189,6 +189,21 @@ class Settings:
     # History length at which a pair workflow continues as new (see workflows.pairing).
     pairing_history_events: int
     pubsub_push: PubSubPushSettings
+    # How long a message is retried once its quick first attempts failed (workflows.replies).
+    egress_retry_window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """What the operator commands (``python -m admin``) read: the worker's stores and sink."""
+
+    log_level: str
+    log_format: LogFormat
+    mongodb: MongoSettings
+    temporal: TemporalSettings
+    transport: Transport
+    sink_url: str | None
+    pubsub_topic: str | None
 
 
 # How a variable's text becomes a value.
@@ -541,6 +556,16 @@ CE_GPUBSUB_TOPIC = Variable(
     TEXT,
     "topic for outgoing messages: `projects/P/topics/T`, or `T` with `GOOGLE_CLOUD_PROJECT`",
     default_doc="required by the worker with `google-pubsub`",
+)
+EGRESS_RETRY_SECONDS = Variable(
+    "EGRESS_RETRY_SECONDS",
+    SECONDS,
+    "how long the worker keeps retrying a message the sink did not take (any error, a 4xx"
+    " included) once its first quick attempts failed; then the message is kept in MongoDB"
+    " (`undeliveredmessages`) for an operator and the workflow carries on",
+    default="604800",
+    default_doc="7 days",
+    setting="egress_retry_window",
 )
 GOOGLE_CLOUD_PROJECT = Variable(
     "GOOGLE_CLOUD_PROJECT",
@@ -977,6 +1002,41 @@ def load_codec_server_settings(environ: Mapping[str, str] | None = None) -> Code
     )
 
 
+# What the operator commands read: the worker's MongoDB, Temporal and sink, and logging.
+ADMIN_VARIABLES: tuple[Variable[Any], ...] = (
+    LOG_LEVEL,
+    LOG_FORMAT,
+    CE_TRANSPORT,
+    K_SINK,
+    CE_GPUBSUB_TOPIC,
+    GOOGLE_CLOUD_PROJECT,
+    *(v for v in VARIABLES if v.name.startswith(("MONGODB_", "TEMPORAL_"))),
+)
+
+
+def load_admin_settings(
+    environ: Mapping[str, str] | None = None, *, needs_sink: bool = False
+) -> AdminSettings:
+    """The operator commands' configuration (the sink only when ``needs_sink``); raise
+    ConfigError if unusable."""
+    read = _Reader(os.environ if environ is None else environ, ADMIN_VARIABLES)
+    if needs_sink:
+        _check_sink(read)
+    _check_temporal_tls(read)
+    _check_payload_keys(read)
+    if read.problems:
+        raise ConfigError(read.problems)
+    return AdminSettings(
+        log_level=read.value(LOG_LEVEL),
+        log_format=read.value(LOG_FORMAT),
+        mongodb=MongoSettings(**read.section("mongodb")),
+        temporal=_temporal_settings(read),
+        transport=read.value(CE_TRANSPORT),
+        sink_url=read.optional(K_SINK),
+        pubsub_topic=_pubsub_topic(read),
+    )
+
+
 # The rules between variables.
 
 
@@ -986,8 +1046,11 @@ def _is_topic_path(topic: str) -> bool:
 
 def _check_destination(read: _Reader, component: Component) -> None:
     # Only the worker emits messages, so only it needs to know where they go.
-    if component != "worker":
-        return
+    if component == "worker":
+        _check_sink(read)
+
+
+def _check_sink(read: _Reader) -> None:
     if read.value(CE_TRANSPORT) is Transport.HTTP_BINARY:
         read.require(K_SINK, "when CE_TRANSPORT=ce-http-binary")
     else:
@@ -1059,14 +1122,16 @@ def _settings(read: _Reader) -> Settings:
         **read.section(""),
         pubsub_topic=_pubsub_topic(read),
         mongodb=MongoSettings(**read.section("mongodb")),
-        temporal=TemporalSettings(
-            **read.section("temporal"),
-            tls=_temporal_tls(read),
-            payload_keys=_payload_keyring(read),
-        ),
+        temporal=_temporal_settings(read),
         connection_params=ConnectionParamsSettings(**read.section("connection_params")),
         accounts=AccountSettings(**read.section("accounts")),
         pubsub_push=PubSubPushSettings(**read.section("pubsub_push")),
+    )
+
+
+def _temporal_settings(read: _Reader) -> TemporalSettings:
+    return TemporalSettings(
+        **read.section("temporal"), tls=_temporal_tls(read), payload_keys=_payload_keyring(read)
     )
 
 

@@ -142,3 +142,7 @@ CONNECTION_PARAMS_OUTCOMES = Counter(
 EGRESS_ATTEMPTS = Counter(
     "letro_egress_attempts", "Attempts to send a service message, by outcome and content type"
 )
+EGRESS_UNDELIVERED = Counter(
+    "letro_egress_undelivered",
+    "Service messages kept undelivered once their retry window closed, by content type",
+)

@@ -17,6 +17,7 @@ import structlog
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import undelivered
 from activities.accounts import AccountActivities, AccountSagaOptions
 from activities.connection_params import ConnectionParamsActivities
 from activities.connection_params_clients import (
@@ -25,11 +26,12 @@ from activities.connection_params_clients import (
     make_http_client,
     make_resolver,
 )
-from activities.egress import Egress, EventSink
+from activities.egress import Egress
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
-from activities.sinks import HttpBinarySink, PubSubSink
+from activities.sinks import make_sink
+from activities.undelivered import UndeliveredMessages
 from activities.veraid_authority import AuthorityClient, GoogleIdToken, StaticToken, TokenSource
-from config import AccountSettings, ConfigError, Settings, Transport, load_settings
+from config import AccountSettings, ConfigError, Settings, load_settings
 from connections import connect_mongo, connect_temporal, database
 from letro.account_names import NamingRules
 from logs import configure_logging
@@ -81,12 +83,6 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, 2)
 
 
-def make_sink(settings: Settings) -> EventSink:
-    if settings.transport is Transport.GOOGLE_PUBSUB:
-        return PubSubSink(_required(settings.pubsub_topic, "CE_GPUBSUB_TOPIC"))
-    return HttpBinarySink(_required(settings.sink_url, "K_SINK"))
-
-
 def _required(value: str | None, variable: str) -> str:
     # load_settings("worker") refuses a configuration without it; this guards against a bug.
     if value is None:
@@ -133,9 +129,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     mongo = connect_mongo(settings.mongodb)
     db = database(mongo, settings.mongodb)
     await ensure_indexes(db, settings.pairing_request_ttl)
-    sink = make_sink(settings)
-    egress = Egress(sink)
+    await undelivered.ensure_indexes(db)
+    sink = make_sink(
+        settings.transport, sink_url=settings.sink_url, pubsub_topic=settings.pubsub_topic
+    )
+    egress = Egress(sink, retry_window=settings.egress_retry_window)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    kept = UndeliveredMessages(db[undelivered.COLLECTION_NAME])
     params_settings = settings.connection_params
     http = make_http_client(settings.version, params_settings.ca_file)
     fetch_http = make_fetch_client(settings.version, params_settings.ca_file)
@@ -157,6 +157,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         workflows=WORKFLOWS,
         activities=[
             egress.emit_service_message,
+            egress.retry_window,
+            kept.keep,
             store.store,
             store.delete,
             connection_params.resolve,

@@ -1,9 +1,12 @@
-"""Pending contact pairing requests in MongoDB, in the original server's collection shape."""
+"""Pending contact pairing requests in MongoDB, in the original server's collection shape,
+and what the operator commands read and delete there."""
 
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -105,3 +108,49 @@ class PairingRequestStore:
             }
         )
         logger.debug("Pairing requests deleted", count=result.deleted_count)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """A document of ``contactpairingrequests``, as the operator commands show it."""
+
+    kind: str
+    requester_veraid_id: str
+    target_veraid_id: str
+    requester_endpoint_id: str
+    first_received: datetime
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> StoredRequest:
+        return cls(
+            kind=document.get("kind") or LEGACY_KIND,
+            requester_veraid_id=document["requesterVeraId"],
+            target_veraid_id=document["targetVeraId"],
+            requester_endpoint_id=document.get("requesterEndpointId", ""),
+            first_received=utc(document["creationDate"]),
+        )
+
+
+def utc(value: datetime) -> datetime:
+    # pymongo returns naive datetimes (in UTC) unless the client is tz-aware.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _naming(veraid_ids: Iterable[str]) -> dict[str, Any]:
+    ids = list(veraid_ids)
+    return {"$or": [{"requesterVeraId": {"$in": ids}}, {"targetVeraId": {"$in": ids}}]}
+
+
+async def find_naming(
+    collection: AsyncCollection[dict[str, Any]], veraid_ids: Iterable[str]
+) -> list[StoredRequest]:
+    """The requests naming any of ``veraid_ids``, as requester or target, oldest first."""
+    cursor = collection.find(_naming(veraid_ids)).sort("creationDate", ASCENDING)
+    return [StoredRequest.from_document(document) async for document in cursor]
+
+
+async def delete_naming(
+    collection: AsyncCollection[dict[str, Any]], veraid_ids: Iterable[str]
+) -> int:
+    result = await collection.delete_many(_naming(veraid_ids))
+    return result.deleted_count

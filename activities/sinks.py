@@ -10,13 +10,28 @@ import asyncio
 
 import aiohttp
 
-from activities.egress import SinkRejectedEvent, SinkUnavailable
+from activities.egress import EventSink, SinkRejectedEvent, SinkUnavailable
 from awala.cloudevents import event_to_binary_http, event_to_pubsub_message
 from awala.service_messages import OutgoingServiceMessage, outgoing_message_to_event
+from config import ConfigError, Transport
 
 # Statuses after which the same request may succeed; anything else 4xx means the sink
 # refuses this event and will refuse it again.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def make_sink(transport: Transport, *, sink_url: str | None, pubsub_topic: str | None) -> EventSink:
+    """The sink the settings name: the worker's, and the operator commands' resends."""
+    if transport is Transport.GOOGLE_PUBSUB:
+        return PubSubSink(_required(pubsub_topic, "CE_GPUBSUB_TOPIC"))
+    return HttpBinarySink(_required(sink_url, "K_SINK"))
+
+
+def _required(value: str | None, variable: str) -> str:
+    # The settings loaders refuse a configuration without it; this guards against a bug.
+    if value is None:
+        raise ConfigError([f"{variable} is required"])
+    return value
 
 
 class HttpBinarySink:

@@ -1,7 +1,8 @@
-"""Outgoing service messages: what every workflow hands the egress, and forwarding input."""
+"""Outgoing service messages: what every workflow hands the egress, the egress's retry
+window, a message kept undelivered, and forwarding input."""
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -23,6 +24,31 @@ class OutgoingMessage:
     @property
     def content(self) -> bytes:
         return base64.b64decode(self.content_b64)
+
+
+@dataclass(frozen=True)
+class DeliveryWindow:
+    """How long delivery is retried once the quick first attempts failed: the worker's
+    ``EGRESS_RETRY_SECONDS``, the ``egress_retry_window`` local activity's result."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class UndeliveredMessage:
+    """A message whose delivery retries ran out, to keep for an operator.
+
+    The ``keep_undelivered_message`` activity's input.
+    """
+
+    message: OutgoingMessage
+    workflow_id: str
+    reason: str  # the last failure, as the egress reported it
+    first_failure: datetime
+    last_failure: datetime
+    # The VeraId ids the message is about (the pair, the new account), so that purging
+    # one id's data finds it.
+    veraid_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,10 +87,18 @@ class EventRecorder:
         return [event for event in self.events if event.subject == recipient_id]
 
 
-def create_sink_app(recorder: EventRecorder, *, fail_first: int = 0) -> Quart:
-    """The sink's web app; ``fail_first`` answers 503 to that many events first (tests retries)."""
+def create_sink_app(
+    recorder: EventRecorder, *, fail_first: int = 0, refuse: Mapping[str, int] | None = None
+) -> Quart:
+    """The sink's web app, and the faults it can inject (for tests).
+
+    ``fail_first`` answers 503 to that many events first. ``refuse`` maps recipients (the
+    events' ``subject``) to the status answered instead of taking their events, for as long
+    as the mapping (which the caller may change) holds them.
+    """
     app = Quart(__name__)
     failures_left = [fail_first]
+    refused = refuse if refuse is not None else {}
 
     @app.route("/", methods=["POST"])
     async def receive() -> Response:
@@ -107,6 +115,9 @@ def create_sink_app(recorder: EventRecorder, *, fail_first: int = 0) -> Quart:
         if failures_left[0] > 0:
             failures_left[0] -= 1
             return Response("Failing on purpose", 503)
+        status = refused.get(str(attributes.get("subject")))
+        if status is not None:
+            return Response("Refusing this recipient on purpose", status)
         data = event.get_data()
         received = ReceivedEvent(
             event_id=str(attributes["id"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,8 +110,11 @@ async def _accepting(port: int, seconds: float = 10) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_sink(*, fail_first: int = 0, keep: int | None = None) -> AsyncIterator[Sink]:
-    """A recording sink on a free port of this process, for as long as the context lasts."""
+async def serve_sink(
+    *, fail_first: int = 0, keep: int | None = None, refuse: Mapping[str, int] | None = None
+) -> AsyncIterator[Sink]:
+    """A recording sink on a free port of this process, for as long as the context lasts
+    (``fail_first``, ``refuse``: see ``infra.sink.create_sink_app``)."""
     recorder = EventRecorder(keep=keep)
     port = free_port()
     config = Config()
@@ -119,7 +122,7 @@ async def serve_sink(*, fail_first: int = 0, keep: int | None = None) -> AsyncIt
     config.accesslog = None
     config.errorlog = None
     stop = asyncio.Event()
-    app = create_sink_app(recorder, fail_first=fail_first)
+    app = create_sink_app(recorder, fail_first=fail_first, refuse=refuse)
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
         await _accepting(port)

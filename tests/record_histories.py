@@ -353,8 +353,10 @@ async def test_refusal(
         content=content,
         parcel_id="p1",
     )
-    handle = temporal_client.get_workflow_handle_for(
-        ContactPairingRefusal.run, refusal_workflow_id(alice.endpoint_id, "p1")
+    handle: WorkflowHandle[Any, ContactPairingRefusalOutcome] = (
+        temporal_client.get_workflow_handle_for(
+            ContactPairingRefusal.run, refusal_workflow_id(alice.endpoint_id, "p1")
+        )
     )
 
     assert await closed(handle) == ContactPairingRefusalOutcome("INVALID_TARGET_VERAID")
@@ -371,7 +373,7 @@ async def test_forward(http: httpx.AsyncClient, temporal_client: Client, ingress
         content=connection_params(granter, grantee),
         parcel_id="p1",
     )
-    handle = temporal_client.get_workflow_handle_for(
+    handle: WorkflowHandle[Any, None] = temporal_client.get_workflow_handle_for(
         ForwardServiceMessage.run, forwarding.workflow_id_for(endpoint_id(granter), "p1")
     )
 
@@ -436,7 +438,7 @@ async def test_account_created(
         )
         if parcel_id == "p1":
             await asyncio.sleep(ACCOUNT_DEDUP_SECONDS / 4)
-    handle = temporal_client.get_workflow_handle_for(
+    handle: WorkflowHandle[Any, AccountCreationOutcome] = temporal_client.get_workflow_handle_for(
         AccountCreation.run, account_creation.workflow_id_for(sender_id, content)
     )
 
@@ -523,7 +525,7 @@ async def test_connection_params(
         content=domain.encode(),
         parcel_id=branch,
     )
-    handle = temporal_client.get_workflow_handle_for(
+    handle: WorkflowHandle[Any, ConnectionParamsOutcome] = temporal_client.get_workflow_handle_for(
         ConnectionParamsRetrieval.run, params_workflow.workflow_id_for(sender_id, branch)
     )
 

@@ -9,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.egress import Egress, SinkRejectedEvent, SinkUnavailable
 from activities.sinks import HttpBinarySink
 from awala.service_messages import OUTGOING_SERVICE_MESSAGE_TYPE, OutgoingServiceMessage
-from contract.messages import OutgoingMessage
+from contract.messages import DeliveryWindow, OutgoingMessage
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(days=7)
 MESSAGE = OutgoingServiceMessage(
     event_id="event-1",
     sender_id="0server",
@@ -100,7 +102,9 @@ async def test_posts_the_event_in_binary_mode(server: Server, sink: HttpBinarySi
 async def test_the_egress_activity_sends_the_workflow_s_message(
     server: Server, sink: HttpBinarySink
 ) -> None:
-    await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
+    await ActivityEnvironment().run(
+        Egress(sink, retry_window=WINDOW).emit_service_message, OUTGOING
+    )
 
     [(headers, body)] = server.received
     assert body == MESSAGE.content == OUTGOING.content
@@ -111,35 +115,35 @@ async def test_the_egress_activity_sends_the_workflow_s_message(
     )
 
 
-# A refused event is final; anything else (a redirect, which is not followed, included)
-# may succeed later, so Temporal retries it.
-REFUSED = (SinkRejectedEvent, True)
-RETRIED = (SinkUnavailable, False)
+# The sink says a refusal (a 4xx) from a failure that may pass (anything else, a redirect,
+# which is not followed, included); the Web UI shows which by the error's type.
 STATUSES = [
-    *((status, REFUSED) for status in (400, 404, 413)),
-    *((status, RETRIED) for status in (302, 408, 429, 500, 503)),
+    *((status, SinkRejectedEvent) for status in (400, 404, 413)),
+    *((status, SinkUnavailable) for status in (302, 408, 429, 500, 503)),
 ]
 
 
 @pytest.mark.parametrize(("status", "expected"), STATUSES)
 async def test_failures_are_classified_by_the_sink(
-    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
+    server: Server, sink: HttpBinarySink, status: int, expected: type[Exception]
 ) -> None:
     server.status = status
-    with pytest.raises(expected[0], match=f"HTTP {status} to event event-1"):
+    with pytest.raises(expected, match=f"HTTP {status} to event event-1"):
         await sink.send(MESSAGE)
     assert len(server.received) == 1
 
 
 @pytest.mark.parametrize(("status", "expected"), STATUSES)
 async def test_failures_become_temporal_errors_for_retries(
-    server: Server, sink: HttpBinarySink, status: int, expected: tuple[type[Exception], bool]
+    server: Server, sink: HttpBinarySink, status: int, expected: type[Exception]
 ) -> None:
     server.status = status
     with pytest.raises(ApplicationError) as raised:
-        await ActivityEnvironment().run(Egress(sink).emit_service_message, OUTGOING)
-    error_type, non_retryable = expected
-    assert (raised.value.type, raised.value.non_retryable) == (error_type.__name__, non_retryable)
+        await ActivityEnvironment().run(
+            Egress(sink, retry_window=WINDOW).emit_service_message, OUTGOING
+        )
+    # Retryable, a refusal included: workflows.replies bounds the retries by the window.
+    assert (raised.value.type, raised.value.non_retryable) == (expected.__name__, False)
     assert raised.value.message == f"Sink answered HTTP {status} to event event-1"
     assert raised.value.__cause__ is None  # as before the split: no chained cause
     assert len(server.received) == 1
@@ -157,3 +161,40 @@ async def test_an_unreachable_sink_raises_for_a_retry() -> None:
 
 async def test_closing_an_unused_sink_is_harmless() -> None:
     await HttpBinarySink("http://127.0.0.1:1/").close()
+
+
+async def test_each_failed_attempt_is_logged(server: Server, sink: HttpBinarySink) -> None:
+    server.status = 400
+    with capture_logs() as lines, pytest.raises(ApplicationError):
+        await ActivityEnvironment().run(
+            Egress(sink, retry_window=WINDOW).emit_service_message, OUTGOING
+        )
+
+    [line] = [line for line in lines if line["event"] == "Service message delivery attempt failed"]
+    assert line["log_level"] == "warning"
+    assert (line["eventId"], line["recipientId"], line["error"]) == (
+        "event-1",
+        "0peer",
+        "SinkRejectedEvent",
+    )
+    assert line["reason"] == "Sink answered HTTP 400 to event event-1"
+
+
+async def test_an_unreachable_sink_is_logged_too() -> None:
+    sink = HttpBinarySink("http://127.0.0.1:1/")
+    try:
+        with capture_logs() as lines, pytest.raises(aiohttp.ClientConnectionError):
+            await ActivityEnvironment().run(
+                Egress(sink, retry_window=WINDOW).emit_service_message, OUTGOING
+            )
+    finally:
+        await sink.close()
+
+    [line] = [line for line in lines if line["event"] == "Service message delivery attempt failed"]
+    assert line["error"] == "ClientConnectorError"
+
+
+async def test_the_retry_window_is_the_worker_s(sink: HttpBinarySink) -> None:
+    window = await ActivityEnvironment().run(Egress(sink, retry_window=WINDOW).retry_window)
+
+    assert window == DeliveryWindow(seconds=604800.0)

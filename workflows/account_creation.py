@@ -273,7 +273,8 @@ class AccountCreation:
         )
 
     async def _emit(self, reply: OutgoingMessage) -> None:
-        await emit(reply)
+        if not await emit(reply, veraid_ids=[self._assigned] if self._assigned else []):
+            return  # kept for an operator, and logged
         self._replies += 1
         workflow.logger.info(
             "Account creation reply sent",

@@ -133,7 +133,7 @@ class ConnectionParamsRetrieval:
     async def _reply(
         self, request: ConnectionParamsInput, content_type: str, content: bytes
     ) -> None:
-        # Retried until it succeeds, so an answer that was decided is never lost.
+        # Retried, then kept for an operator: an answer that was decided is never lost.
         await emit(
             outgoing_message(
                 event_id=event_id("reply"),

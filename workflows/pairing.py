@@ -50,9 +50,9 @@ SANDBOXED = False
 MAX_REMEMBERED_PARCELS = 64
 
 # All three activities are quick and idempotent, so they run as local activities: a
-# round trip to the Temporal server per step would halve the pairing rate. Transient
-# failures (broker or MongoDB down) are retried without a deadline (RETRY_FOREVER), so a
-# request that was accepted is never dropped.
+# round trip to the Temporal server per step would halve the pairing rate. MongoDB failures
+# are retried without a deadline (RETRY_FOREVER), so a request that was accepted is never
+# dropped; a match that cannot be delivered is kept for an operator (workflows.replies).
 _STORE_TIMEOUT = timedelta(seconds=10)
 
 
@@ -262,11 +262,11 @@ class PairWorkflow:
             content_type=content_type,
             content_b64=base64.b64encode(content).decode("ascii"),
         )
-        await emit(message)
-        workflow.logger.info(
-            "Pairing match sent",
-            extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
-        )
+        if await emit(message, veraid_ids=self._state.veraid_ids):
+            workflow.logger.info(
+                "Pairing match sent",
+                extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
+            )
 
     async def _expire(self, veraid_ids: Sequence[str], expired: Sequence[WaitingRequest]) -> None:
         await self._delete(*veraid_ids)

@@ -64,7 +64,7 @@ class ContactPairingRefusal:
 
     @workflow.run
     async def run(self, refusal: ContactPairingRefusalToSend) -> ContactPairingRefusalOutcome:
-        await emit(
+        delivered = await emit(
             outgoing_message(
                 event_id=event_id("failure"),
                 sender_endpoint_id=refusal.server_endpoint_id,
@@ -73,10 +73,11 @@ class ContactPairingRefusal:
                 content_b64=refusal.failure_b64,
             )
         )
-        workflow.logger.info(
-            "Contact pairing failure sent",
-            extra={"peerId": refusal.sender_endpoint_id, "reason": refusal.reason},
-        )
+        if delivered:
+            workflow.logger.info(
+                "Contact pairing failure sent",
+                extra={"peerId": refusal.sender_endpoint_id, "reason": refusal.reason},
+            )
         count(workflow.metric_meter(), PAIRING_FAILURE_REPLIES, reason=refusal.reason)
         visibility.record(outcome=refusal.reason)
         return ContactPairingRefusalOutcome(refusal.reason)
