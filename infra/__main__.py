@@ -42,7 +42,7 @@ def install(extra: str) -> None:
     if not venv_python().exists():
         print(f"Creating virtualenv in {VENV_DIR}", flush=True)
         venv.create(VENV_DIR, with_pip=True)
-    print(f"Installing letro-server[{extra}] into {VENV_DIR}", flush=True)
+    print(f"Installing veraid and letro-server[{extra}] into {VENV_DIR}", flush=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     # One resolution for both: the server's `veraid` requirement is met by the checkout's,
