@@ -58,7 +58,10 @@ from letro.contact_pairing import (
 )
 from letro.errors import LetroProtocolError
 from letro.legacy_pairing import parse_pairing_request
-from tests.veraid_helpers import (
+from veraid import _der, _limits
+from veraid._dns import _plan
+from veraid._dnssec import ChainResponses
+from veraid_helpers import (
     ORG_KEY,
     ChainShape,
     Pki,
@@ -74,9 +77,6 @@ from tests.veraid_helpers import (
     shaped_pki,
     with_organisation_certificate,
 )
-from veraid import _der, _limits
-from veraid._dns import _plan
-from veraid._dnssec import ChainResponses
 
 BODY_CAP = 32 * 1024
 TARGET_MS = 10.0

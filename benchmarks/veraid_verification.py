@@ -5,7 +5,7 @@ keys and a mock DNSSEC chain, it measures in one run:
 
 * cold verifications per second (nothing cached) and cached ones (``VerificationCache``:
   DNSSEC chain and organisation certificate already validated);
-* the same bundles verified by ``@relaycorp/veraid`` on Node (``tests/interop``);
+* the same bundles verified by ``@relaycorp/veraid`` on Node (``veraid/tests/interop``);
 * the floor: only the public-key operations and digests a verification needs, keys
   pre-loaded, with ``cryptography``;
 * signatures per second, here and in ``@relaycorp/veraid``.
@@ -41,7 +41,7 @@ from veraid import _asn1
 from veraid._cms import parse_signed_data
 from veraid._pki import load_certificate, signature_scheme
 
-INTEROP_DIR = Path(__file__).resolve().parent.parent / "tests" / "interop"
+INTEROP_DIR = Path(__file__).resolve().parent.parent / "veraid" / "tests" / "interop"
 SERVICE = veraid.OID_TEST_SERVICE
 PLAINTEXT = b"Hello VeraId: a member signature bundle for the benchmark"
 DOMAIN = "example.com"
@@ -148,7 +148,7 @@ def floor_operation(material: Material) -> Callable[[], None]:
 def run_js(material: Material, seconds: float) -> dict[str, float] | None:
     node = shutil.which("node")
     if node is None or not (INTEROP_DIR / "node_modules" / "@relaycorp" / "veraid").is_dir():
-        print("  @relaycorp/veraid: not installed (npm ci --prefix tests/interop); skipped")
+        print("  @relaycorp/veraid: not installed (npm ci --prefix veraid/tests/interop); skipped")
         return None
     key = material.member_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     anchor = material.anchor

@@ -20,8 +20,10 @@ import venv
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+VERAID_DIR = REPO_ROOT / "veraid"  # the veraid distribution, which the server depends on
 VENV_DIR = Path(os.environ.get("LETRO_VENV", REPO_ROOT / ".venv"))
-INTEROP_DIR = REPO_ROOT / "tests" / "interop"
+# The JavaScript reference libraries: the server's, and veraid's own (@relaycorp/veraid).
+INTEROP_DIRS = (REPO_ROOT / "tests" / "interop", VERAID_DIR / "tests" / "interop")
 
 
 def venv_python() -> Path:
@@ -29,31 +31,38 @@ def venv_python() -> Path:
 
 
 def install(extra: str) -> None:
-    """Install the project with ``extra`` into the virtualenv, unless done for this pyproject."""
-    pyproject = (REPO_ROOT / "pyproject.toml").read_bytes()
-    fingerprint = hashlib.sha256(pyproject + extra.encode()).hexdigest()
+    """Install veraid and the project with ``extra`` into the virtualenv, both editable,
+    unless done for these pyprojects."""
+    projects = (VERAID_DIR, REPO_ROOT)
+    pyprojects = b"".join((project / "pyproject.toml").read_bytes() for project in projects)
+    fingerprint = hashlib.sha256(pyprojects + extra.encode()).hexdigest()
     stamp = VENV_DIR / f".installed-{extra}"
     if stamp.exists() and stamp.read_text() == fingerprint and venv_python().exists():
         return
     if not venv_python().exists():
         print(f"Creating virtualenv in {VENV_DIR}", flush=True)
         venv.create(VENV_DIR, with_pip=True)
-    print(f"Installing letro-server[{extra}] into {VENV_DIR}", flush=True)
+    print(f"Installing veraid and letro-server[{extra}] into {VENV_DIR}", flush=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{REPO_ROOT}[{extra}]"], check=True)
+    # One resolution for both: the server's `veraid` requirement is met by the checkout's,
+    # never by an index.
+    subprocess.run(
+        [*pip, "--editable", str(VERAID_DIR), "--editable", f"{REPO_ROOT}[{extra}]"], check=True
+    )
     stamp.write_text(fingerprint)
 
 
 def install_interop_tools() -> None:
     """The JavaScript reference libraries the interoperability tests exchange bytes with."""
-    if not (INTEROP_DIR / "package.json").exists():
-        return
     npm = shutil.which("npm")
     if npm is None:
         print("npm not found: interoperability tests will not run", file=sys.stderr)
         return
-    subprocess.run([npm, "ci", "--prefix", str(INTEROP_DIR), "--no-audit", "--no-fund"], check=True)
+    for interop_dir in INTEROP_DIRS:
+        if (interop_dir / "package.json").exists():
+            command = [npm, "ci", "--prefix", str(interop_dir), "--no-audit", "--no-fund"]
+            subprocess.run(command, check=True)
 
 
 def run_checks(pytest_args: list[str]) -> int:

@@ -32,6 +32,8 @@ from awala.service_messages import (
 )
 
 INTEROP_DIR = Path(__file__).parent / "interop"
+# The veraid package's own JS bridge and packages (npm ci --prefix veraid/tests/interop).
+VERAID_INTEROP_DIR = Path(__file__).parent.parent / "veraid" / "tests" / "interop"
 BRIDGE = INTEROP_DIR / "cloudevents_bridge.mjs"
 SDK_DIR = INTEROP_DIR / "node_modules" / "cloudevents"
 
@@ -50,7 +52,9 @@ def requires_node(package_dir: Path = SDK_DIR) -> str:
     if node is None:
         reason = "Node.js is not installed"
     elif not (package_dir / "package.json").is_file():
-        reason = f"{package_dir.name} is not installed: npm ci --prefix tests/interop"
+        veraid = package_dir.is_relative_to(VERAID_INTEROP_DIR)
+        prefix = "veraid/tests/interop" if veraid else "tests/interop"
+        reason = f"{package_dir.name} is not installed: npm ci --prefix {prefix}"
     else:
         return node
     if ON_CI:

@@ -37,7 +37,7 @@ from letro.veraid_ids import pairing_key
 from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import binary_event_headers, signal_count
 from tests.test_pairing_fuzz import mutate
-from tests.veraid_helpers import bloated_signature_bundle
+from veraid_helpers import bloated_signature_bundle
 from workflows.legacy_pairing import workflow_id_for as legacy_workflow_id
 from workflows.veraid_pairing import refusal_workflow_id, workflow_id_for
 

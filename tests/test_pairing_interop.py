@@ -1,7 +1,9 @@
 """Pairing with the reference libraries, through the running service.
 
 Contact pairing requests are made by ``@relaycorp/veraid`` (mock DNSSEC chain from
-``@relaycorp/dnssec``, endpoint keys and ids from ``@relaycorp/relaynet-core``), and
+``@relaycorp/dnssec``, endpoint keys and ids from ``@relaycorp/relaynet-core``) through
+``tests/interop/pairing_bridge.mjs``, which borrows the VeraId part from the veraid
+package's bridge (``veraid/tests/interop``, with its own ``npm ci``), and
 connection parameters by ``@relaycorp/relaynet-core`` (``PrivateEndpointConnParams`` with a
 real PDA). A worker trusting the JS chain's root runs them end to end; requests whose
 certificates ``@relaycorp/veraid`` issued with non-minimal serials go through the session's
@@ -31,16 +33,20 @@ from letro.content_types import (
 )
 from tests.conftest import Ingress, Sink, StartIngress, StartWorker
 from tests.helpers import binary_event_headers
-from tests.test_cloudevents_interop import INTEROP_DIR, requires_node
+from tests.test_cloudevents_interop import INTEROP_DIR, VERAID_INTEROP_DIR, requires_node
 
 pytestmark = pytest.mark.integration
 
 RELAYNET_DIR = INTEROP_DIR / "node_modules" / "@relaycorp" / "relaynet-core"
+VERAID_JS_DIR = VERAID_INTEROP_DIR / "node_modules" / "@relaycorp" / "veraid"
 TIMEOUT = 30.0
+PAIRING_BRIDGE = "pairing_bridge.mjs"
 
 
 def run_node(script: str, command: dict[str, Any]) -> Any:
     node = requires_node(RELAYNET_DIR)
+    if script == PAIRING_BRIDGE:
+        requires_node(VERAID_JS_DIR)
     completed = subprocess.run(
         [node, str(INTEROP_DIR / script)],
         input=json.dumps(command).encode(),
@@ -63,7 +69,7 @@ def js_requests() -> dict[str, Any]:
         requests.append({"name": first, "target": f"{typed_second}@Letro.Example"})
         requests.append({"name": second, "target": f"{first}@letro.example"})
     result: dict[str, Any] = run_node(
-        "veraid_bridge.mjs",
+        PAIRING_BRIDGE,
         {
             "command": "pairingRequests",
             "options": {
@@ -155,7 +161,7 @@ async def test_js_requests_with_non_minimal_serials_pair(
     # veraid-js issues the certificates with the key of the organisation the session's ingress
     # trusts, and its DNSSEC chain, until each has a non-minimal serial.
     result = run_node(
-        "veraid_bridge.mjs",
+        PAIRING_BRIDGE,
         {
             "command": "pairingRequests",
             "options": {

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import veraid
-from tests.veraid_helpers import (
+from veraid import _limits
+from veraid._dns import validate_chain
+from veraid_helpers import (
     ORG,
     PLAINTEXT,
     SERVICE,
@@ -21,8 +23,6 @@ from tests.veraid_helpers import (
     shaped_pki,
     with_unrelated_answers,
 )
-from veraid import _limits
-from veraid._dns import validate_chain
 
 FUZZ = settings(
     max_examples=250,

@@ -1,9 +1,11 @@
 // Test helper: exchanges VeraId bundles between the Python `veraid` package and
-// @relaycorp/veraid. Reads one JSON command on stdin, writes one JSON answer on stdout;
-// binary values travel as base64.
+// @relaycorp/veraid. Run as a script, it reads one JSON command on stdin and writes one JSON
+// answer on stdout; binary values travel as base64. Imported, it lends its builders to other
+// bridges (the Letro server's pairing_bridge.mjs), so that every VeraId object they make
+// comes from this directory's one copy of @relaycorp/veraid.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Crypto } from '@peculiar/webcrypto';
-import { derSerializePublicKey, generateRSAKeyPair, getIdFromIdentityKey } from '@relaycorp/relaynet-core';
-import { Constructed, Primitive, Sequence, fromBER } from 'asn1js';
 import { DnsClass, DnsRecord, MockChain, Question, RrSet, SecurityStatus } from '@relaycorp/dnssec';
 import {
   MemberIdBundle,
@@ -18,7 +20,7 @@ import {
 const crypto = new Crypto();
 const b64 = (bytes) => Buffer.from(bytes).toString('base64');
 const unb64 = (text) => Buffer.from(text, 'base64');
-const toArrayBuffer = (buffer) =>
+export const toArrayBuffer = (buffer) =>
   buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
 
 async function generateKeyPair(modulusLength = 2048) {
@@ -50,7 +52,7 @@ function importChain(domain, responses) {
 
 // Whether veraid-js wrote a certificate's serial number with a redundant leading zero octet
 // (it draws 64 random bits and only clears the sign bit; strict DER forbids the extra octet).
-function hasNonMinimalSerial(certificate) {
+export function hasNonMinimalSerial(certificate) {
   const serial = certificate.pkijsCertificate.serialNumber.valueBlock.valueHexView;
   return serial.length > 1 && serial[0] === 0 && serial[1] < 0x80;
 }
@@ -69,7 +71,7 @@ async function issueCertificate(nonMinimal, issue) {
 // Everything the Python side verifies, produced the way @relaycorp/veraid's own tests do.
 // An organisation with its key, a DNSSEC chain from a MockChain root, and its certificate
 // (`nonMinimal`: one with a non-minimal serial).
-async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride, nonMinimal) {
+export async function generateOrganisation(orgName, start, end, orgModulusLength, ttlOverride, nonMinimal) {
   const orgKeys = await generateKeyPair(orgModulusLength);
   const rdata = await generateTxtRdata(orgKeys.publicKey, ttlOverride);
   const mockChain = await MockChain.generate(`${orgName}.`);
@@ -133,70 +135,33 @@ async function generate(options) {
   };
 }
 
-// The DER ContactPairingRequest a Letro agent signs, built with asn1js as Letro for Android
-// builds it with its own ASN.1 library: [0] IMPLICIT SubjectPublicKeyInfo, [1] IMPLICIT UTF8String.
-function contactPairingRequest(spki, targetId) {
-  const spkiSequence = fromBER(toArrayBuffer(spki)).result;
-  return new Sequence({
-    value: [
-      new Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: spkiSequence.valueBlock.value }),
-      new Primitive({ idBlock: { tagClass: 3, tagNumber: 1 }, valueHex: Buffer.from(targetId, 'utf8') }),
-    ],
-  }).toBER();
-}
-
-// The organisation of `pairingRequests`: new, or (options.organisation) with the key and
-// DNSSEC chain of one made in Python, whose root the test's worker trusts already.
-async function pairingOrganisation(options, start, end, nonMinimal) {
-  if (!options.organisation) {
-    return generateOrganisation(options.domain, start, end, 2048, 3600, nonMinimal);
-  }
-  const orgKeys = await importKeyPair(options.organisation.key);
-  const chain = importChain(options.domain, options.organisation.dnssecChain);
+// An organisation with the key and DNSSEC chain of one made in Python (`key`: base64 PKCS#8
+// and SPKI; `dnssecChain`: base64 responses), and a certificate veraid-js self-issues for it.
+export async function importOrganisation(domain, key, dnssecChain, start, end, nonMinimal) {
+  const orgKeys = await importKeyPair(key);
+  const chain = importChain(domain, dnssecChain);
   const { certificate: orgCertificate } = await issueCertificate(nonMinimal, () => (
-    selfIssueOrganisationCertificate(options.domain, orgKeys, end, { startDate: start })
+    selfIssueOrganisationCertificate(domain, orgKeys, end, { startDate: start })
   ));
   return { orgKeys, chain, orgCertificate, trustAnchor: null };
 }
 
-// Contact pairing requests of several members of one organisation, each from its own Awala
-// endpoint (keys and ids from @relaycorp/relaynet-core), as the Letro service expects them.
-// options.nonMinimalSerials: every certificate has a non-minimal serial.
-async function pairingRequests(options) {
-  const start = new Date(options.start);
-  const end = new Date(options.end);
-  const orgName = options.domain;
-  const nonMinimal = Boolean(options.nonMinimalSerials);
-  const { orgKeys, chain, orgCertificate, trustAnchor } = await pairingOrganisation(
-    options, start, end, nonMinimal,
+// A new member of `organisation` (as generateOrganisation or importOrganisation return it),
+// with a fresh key, and its SignatureBundle of `plaintext` (encapsulated).
+export async function signAsNewMember(organisation, name, plaintext, serviceOid, start, end, nonMinimal) {
+  const { orgKeys, chain, orgCertificate } = organisation;
+  const memberKeys = await generateKeyPair();
+  const { certificate: memberCertificate } = await issueCertificate(nonMinimal, () => (
+    issueMemberCertificate(name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, {
+      startDate: start,
+    })
+  ));
+  const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
+  const bundle = await SignatureBundle.sign(
+    plaintext, serviceOid, memberIdBundle, memberKeys.privateKey, end,
+    { startDate: start, shouldEncapsulatePlaintext: true },
   );
-  const requests = [];
-  for (const { name, target } of options.requests) {
-    const memberKeys = await generateKeyPair();
-    const { certificate: memberCertificate } = await issueCertificate(nonMinimal, () => (
-      issueMemberCertificate(
-        name, memberKeys.publicKey, orgCertificate, orgKeys.privateKey, end, { startDate: start },
-      )
-    ));
-    const memberIdBundle = new MemberIdBundle(chain, orgCertificate, memberCertificate);
-    const endpointKeys = await generateRSAKeyPair();
-    const plaintext = contactPairingRequest(await derSerializePublicKey(endpointKeys.publicKey), target);
-    const bundle = await SignatureBundle.sign(
-      plaintext, '1.3.6.1.4.1.58708.2.0', memberIdBundle, memberKeys.privateKey, end,
-      { startDate: start, shouldEncapsulatePlaintext: true },
-    );
-    requests.push({
-      memberSerialNonMinimal: hasNonMinimalSerial(memberCertificate),
-      veraidId: `${name}@${orgName}`,
-      endpointId: await getIdFromIdentityKey(endpointKeys.publicKey),
-      bundle: b64(bundle.serialise()),
-    });
-  }
-  return {
-    trustAnchor,
-    organisationSerialNonMinimal: hasNonMinimalSerial(orgCertificate),
-    requests,
-  };
+  return { bundle: b64(bundle.serialise()), serialNonMinimal: hasNonMinimalSerial(memberCertificate) };
 }
 
 // Many certificates from a few keys and one chain, all made in Python, to catch what
@@ -328,21 +293,23 @@ async function benchmark(item) {
   return { verificationsPerSecond: verifications, signaturesPerSecond: signatures };
 }
 
-const chunks = [];
-for await (const chunk of process.stdin) chunks.push(chunk);
-const command = JSON.parse(Buffer.concat(chunks).toString());
-let answer;
-if (command.command === 'generate') {
-  answer = await generate(command.options);
-} else if (command.command === 'verify') {
-  answer = { results: await Promise.all(command.items.map(verifyOne)) };
-} else if (command.command === 'pairingRequests') {
-  answer = await pairingRequests(command.options);
-} else if (command.command === 'bulk') {
-  answer = await bulk(command.options);
-} else if (command.command === 'benchmark') {
-  answer = await benchmark(command.options);
-} else {
-  throw new Error(`Unknown command ${command.command}`);
+const COMMANDS = {
+  generate: (command) => generate(command.options),
+  verify: async (command) => ({ results: await Promise.all(command.items.map(verifyOne)) }),
+  bulk: (command) => bulk(command.options),
+  benchmark: (command) => benchmark(command.options),
+};
+
+// Reads one JSON command on stdin, runs `commands[command.command]` and writes its answer.
+export async function serve(commands) {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  const command = JSON.parse(Buffer.concat(chunks).toString());
+  const handler = commands[command.command];
+  if (handler === undefined) throw new Error(`Unknown command ${command.command}`);
+  process.stdout.write(JSON.stringify(await handler(command)));
 }
-process.stdout.write(JSON.stringify(answer));
+
+if (realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await serve(COMMANDS);
+}

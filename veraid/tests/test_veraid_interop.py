@@ -2,15 +2,20 @@
 
 Bundles made by the JS library verify in Python and bundles made in Python verify in JS,
 through ``tests/interop/veraid_bridge.mjs`` (exact versions pinned in
-``tests/interop/package.json``; installed by ``npm ci --prefix tests/interop``).
+``tests/interop/package.json``; installed by ``npm ci --prefix tests/interop`` from this
+directory's parent). Without Node or those packages the tests are skipped, except on CI
+(``CI=true``), where they fail.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +23,33 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 import veraid
-from tests.test_cloudevents_interop import INTEROP_DIR, requires_node
-from tests.veraid_helpers import ORG, PLAINTEXT, SERVICE, Pki, make_chain, make_pki
+from veraid_helpers import ORG, PLAINTEXT, SERVICE, Pki, make_chain, make_pki
 
+INTEROP_DIR = Path(__file__).parent / "interop"
 BRIDGE = INTEROP_DIR / "veraid_bridge.mjs"
 VERAID_JS_DIR = INTEROP_DIR / "node_modules" / "@relaycorp" / "veraid"
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def requires_node() -> str:
+    """The path to ``node``, if it and ``@relaycorp/veraid`` are installed; else skip, or
+    fail on CI, where a missing tool must not pass for a passing test."""
+    node = shutil.which("node")
+    if node is None:
+        reason = "Node.js is not installed"
+    elif not (VERAID_JS_DIR / "package.json").is_file():
+        reason = "@relaycorp/veraid is not installed: npm ci --prefix tests/interop"
+    else:
+        return node
+    if ON_CI:
+        pytest.fail(f"{reason} (CI=true: a missing tool is a failure)")
+    pytest.skip(reason)
 
 
 def run_bridge(command: dict[str, Any]) -> dict[str, Any]:
     """Run one bridge command (node starts once per call, so tests batch their work)."""
-    node = requires_node(VERAID_JS_DIR)
+    node = requires_node()
     completed = subprocess.run(
         [node, str(BRIDGE)],
         input=json.dumps(command).encode(),

@@ -13,7 +13,13 @@ import dns.rrset
 import pytest
 
 import veraid
-from tests.veraid_helpers import (
+from veraid import _asn1
+from veraid import _der as der
+from veraid._bundles import _signature_bundle
+from veraid._cms import sign_signed_data
+from veraid._dns import validate_chain
+from veraid._pki import _issue, load_certificate
+from veraid_helpers import (
     MEMBER_KEY,
     ORG,
     ORG_KEY,
@@ -26,12 +32,6 @@ from tests.veraid_helpers import (
     txt_rdata,
     with_chain,
 )
-from veraid import _asn1
-from veraid import _der as der
-from veraid._bundles import _signature_bundle
-from veraid._cms import sign_signed_data
-from veraid._dns import validate_chain
-from veraid._pki import _issue, load_certificate
 
 OTHER_SERVICE = "1.3.6.1.4.1.58708.1.99"
 

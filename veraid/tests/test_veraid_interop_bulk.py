@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 import veraid
-from tests.test_veraid_interop import b64, run_bridge
-from tests.veraid_helpers import ORG, PLAINTEXT, SERVICE
+from test_veraid_interop import b64, run_bridge
 from veraid._pki import spki_der
+from veraid_helpers import ORG, PLAINTEXT, SERVICE
 
 # 2 x 600 rounds, two certificates each: P(no non-minimal serial) = (511/512)^2400 ≈ 0.9%.
 PROCESSES = 2

@@ -19,7 +19,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import veraid
-from tests.veraid_helpers import (
+from veraid import _asn1
+from veraid import _der as der
+from veraid._bundles import _metadata, _signature_bundle
+from veraid._cms import sign_signed_data
+from veraid._pki import load_certificate, verify_issued_by
+from veraid_helpers import (
     MEMBER_KEY,
     ORG,
     ORG_KEY,
@@ -29,11 +34,6 @@ from tests.veraid_helpers import (
     make_pki,
     rsa_key,
 )
-from veraid import _asn1
-from veraid import _der as der
-from veraid._bundles import _metadata, _signature_bundle
-from veraid._cms import sign_signed_data
-from veraid._pki import load_certificate, verify_issued_by
 
 Fields = dict[str, bytes]
 
