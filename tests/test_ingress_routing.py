@@ -11,6 +11,7 @@ from awala.service_messages import IncomingServiceMessage
 from contract.connection_params import ConnectionParamsInput
 from ingress.routing import Ignore, RoutingOptions, StartOnce, route
 from letro.content_types import CONNECTION_PARAMS_REQUEST
+from workflows import visibility
 from workflows.connection_params import ConnectionParamsRetrieval
 
 OPTIONS = RoutingOptions(
@@ -46,6 +47,8 @@ def test_valid_request_starts_one_workflow_per_parcel() -> None:
             retry_seconds=42.0,
         ),
         log_fields={"internetAddress": "xn--bcher-kva.example"},
+        search_attributes=visibility.at_start(visibility.CONNECTION_PARAMS),
+        summary="Connection params of xn--bcher-kva.example",
     )
 
 
