@@ -42,6 +42,7 @@ from tests.conftest import (
     Sink,
     StartIngress,
     StartWorker,
+    require,
 )
 from tests.connparams_servers import (
     CountingListener,
@@ -518,8 +519,7 @@ async def test_loopback_target_is_misconfigured_and_never_connected_to(
     addresses: Addresses | None,
     listen_on: str,
 ) -> None:
-    if listen_on not in listener.ports:
-        pytest.skip("no IPv6 loopback on this machine")
+    require(listen_on in listener.ports, "no IPv6 loopback on this machine")
     servers = connection_params_servers
     domain = unique_domain()
     target = literal or f"pdc.{domain}"

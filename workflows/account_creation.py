@@ -157,13 +157,14 @@ class AccountCreation:
         """Answer each copy of the request with the reply it had, until the window closes."""
         self._assigned, self._replies = answered.assigned_user_id, answered.replies_sent
         while True:
+            outcome = AccountCreationOutcome(answered.assigned_user_id, self._replies)
             timeout = answered.answer_copies_until - workflow.now()
+            if timeout <= timedelta(0):
+                return outcome  # no timer: the window closed while the last copy was answered
             try:
-                if timeout <= timedelta(0):
-                    raise TimeoutError
                 await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
             except TimeoutError:
-                return AccountCreationOutcome(answered.assigned_user_id, self._replies)
+                return outcome
             copy = self._inbox[-1]
             self._inbox.clear()
             workflow.logger.info(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import MetricCounter
 
 with workflow.unsafe.imports_passed_through():
     from activities.pairing_store import PairingRequestStore
@@ -32,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         PAIRING_REDELIVERIES,
         PAIRING_REQUESTS,
         Counter,
-        count,
     )
     from workflows import visibility
     from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
@@ -81,6 +81,7 @@ class PairWorkflow:
         self._state = PairingInput(veraid_ids=[], request_ttl_seconds=0)
         self._redeliveries_ignored = 0
         self._requests_handled = 0
+        self._instruments: dict[str, MetricCounter] = {}
 
     # Named after its signal: the SDK names the signal after the method, and the ingress
     # reads the name from the method it signals with. Renaming it would strand the requests
@@ -161,7 +162,13 @@ class PairWorkflow:
             workflow.continue_as_new(state)
 
     def _count(self, counter: Counter, value: int = 1) -> None:
-        count(workflow.metric_meter(), counter, value, protocol=self.KIND)
+        # Made once per workflow instance: making an instrument is a call into the SDK's
+        # core, and this runs for every request.
+        instrument = self._instruments.get(counter.name)
+        if instrument is None:
+            instrument = self._instruments[counter.name] = counter.on(workflow.metric_meter())
+        if value:
+            instrument.add(value, {"protocol": self.KIND})
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
