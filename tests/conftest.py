@@ -362,3 +362,24 @@ async def dev_authority() -> AsyncIterator[DevAuthorityServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+StartAccountWorker = Callable[..., Worker]
+
+
+@pytest.fixture(scope="session")
+def start_account_worker(
+    start_worker: StartWorker, sink: Sink, dev_authority: DevAuthorityServer
+) -> StartAccountWorker:
+    """Start a worker that creates accounts in the development Authority (``env`` adds to it)."""
+
+    def start(task_queue: str, **env: str) -> Worker:
+        return start_worker(
+            task_queue,
+            K_SINK=sink.url,
+            VAUTH_API_URL=dev_authority.url,
+            VAUTH_API_TOKEN=DEV_AUTHORITY_TOKEN,
+            **env,
+        )
+
+    return start

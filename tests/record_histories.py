@@ -60,13 +60,11 @@ from letro.content_types import (
 from letro.veraid_ids import pairing_key
 from tests.account_helpers import pss_request
 from tests.conftest import (
-    DEV_AUTHORITY_TOKEN,
     ConnectionParamsServers,
     Deployment,
     Ingress,
-    Sink,
+    StartAccountWorker,
     StartIngress,
-    StartWorker,
     Worker,
 )
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
@@ -386,16 +384,10 @@ async def test_forward(http: httpx.AsyncClient, temporal_client: Client, ingress
 
 @pytest.fixture(scope="module")
 def account_ingress(
-    start_worker: StartWorker,
-    start_ingress: StartIngress,
-    sink: Sink,
-    dev_authority: DevAuthorityServer,
+    start_account_worker: StartAccountWorker, start_ingress: StartIngress
 ) -> Ingress:
-    worker = start_worker(
+    worker = start_account_worker(
         "letro-accounts-recording",
-        K_SINK=sink.url,
-        VAUTH_API_URL=dev_authority.url,
-        VAUTH_API_TOKEN=DEV_AUTHORITY_TOKEN,
         VAUTH_RETRY_TIMEOUT_SECONDS=str(AUTHORITY_RETRY_SECONDS),
         ACCOUNT_REQUEST_DEDUP_SECONDS=str(ACCOUNT_DEDUP_SECONDS),
     )

@@ -28,7 +28,12 @@ from tests.account_helpers import (
     pss_spki,
     spki,
 )
-from tests.conftest import DEV_AUTHORITY_TOKEN, Ingress, Sink, StartIngress, StartWorker
+from tests.conftest import (
+    Ingress,
+    Sink,
+    StartAccountWorker,
+    StartIngress,
+)
 from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
 from tests.node_account_requests import INTEROP_DIR, node_account_request
 from tests.test_cloudevents_interop import requires_node
@@ -44,18 +49,9 @@ REPLY_DEADLINE = 30.0
 
 @pytest.fixture(scope="module")
 def account_ingress(
-    start_worker: StartWorker,
-    start_ingress: StartIngress,
-    sink: Sink,
-    dev_authority: DevAuthorityServer,
+    start_account_worker: StartAccountWorker, start_ingress: StartIngress
 ) -> Ingress:
-    worker = start_worker(
-        "letro-accounts",
-        K_SINK=sink.url,
-        VAUTH_API_URL=dev_authority.url,
-        VAUTH_API_TOKEN=DEV_AUTHORITY_TOKEN,
-        VAUTH_RETRY_TIMEOUT_SECONDS=str(RETRY_SECONDS),
-    )
+    worker = start_account_worker("letro-accounts", VAUTH_RETRY_TIMEOUT_SECONDS=str(RETRY_SECONDS))
     return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue)
 
 

@@ -24,11 +24,10 @@ from letro.content_types import (
     PAIRING_AUTH,
 )
 from tests.conftest import (
-    DEV_AUTHORITY_TOKEN,
     Ingress,
     Sink,
+    StartAccountWorker,
     StartIngress,
-    StartWorker,
     Worker,
     serve_sink,
 )
@@ -46,12 +45,11 @@ STEPS = (
 
 
 @pytest.fixture(scope="module")
-def demo_worker(start_worker: StartWorker, sink: Sink, dev_authority: DevAuthorityServer) -> Worker:
-    return start_worker(
+def demo_worker(
+    start_account_worker: StartAccountWorker, dev_authority: DevAuthorityServer
+) -> Worker:
+    return start_account_worker(
         "letro-demo",
-        K_SINK=sink.url,
-        VAUTH_API_URL=dev_authority.url,
-        VAUTH_API_TOKEN=DEV_AUTHORITY_TOKEN,
         VERAID_TRUST_ANCHORS=veraid_trust_anchors(dev_authority.authority.trust_anchor),
     )
 
