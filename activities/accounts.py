@@ -128,7 +128,12 @@ def _temporal_error(error: AuthorityError, error_type: str | None = None) -> Exc
     info = activity.info()
     error_type = error_type or type(error).__name__
     count(activity.metric_meter(), AUTHORITY_ERRORS, operation=info.activity_type, error=error_type)
-    fields = {"operation": info.activity_type, "attempt": info.attempt, "err": str(error)}
+    fields = {
+        "operation": info.activity_type,
+        "attempt": info.attempt,
+        "workflowId": info.workflow_id,
+        "err": str(error),
+    }
     if isinstance(error, AuthorityUnauthorised):
         # Alerted on (infra/deploy/monitoring.yaml): nothing is created until someone acts.
         logger.error(
