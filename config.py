@@ -140,6 +140,7 @@ class AccountSettings:
     name_attempts: int
     authority_retry_seconds: float
     dedup_window_seconds: float
+    authority_retry_max_interval_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -813,9 +814,20 @@ VAUTH_API_TOKEN = Variable(
 VAUTH_RETRY_TIMEOUT_SECONDS = Variable(
     "VAUTH_RETRY_TIMEOUT_SECONDS",
     POSITIVE_INTEGER,
-    "how long each Authority call is retried on 5xx, timeouts and connection errors",
-    default="900",
+    "how long each Authority call is retried on 5xx, 401, 403, timeouts and connection errors"
+    " (as long as Pub/Sub keeps a message); then the request is dropped, logged",
+    default="604800",
+    default_doc="7 days",
     setting="accounts.authority_retry_seconds",
+)
+VAUTH_RETRY_MAX_INTERVAL_SECONDS = Variable(
+    "VAUTH_RETRY_MAX_INTERVAL_SECONDS",
+    POSITIVE_INTEGER,
+    "the longest wait between two attempts of one Authority call (1 s doubling up to it),"
+    " so a week of retries is about 2,000 attempts per call",
+    default="300",
+    default_doc="5 minutes",
+    setting="accounts.authority_retry_max_interval_seconds",
 )
 ACCOUNT_MAX_NAME_LENGTH = Variable(
     "ACCOUNT_MAX_NAME_LENGTH",

@@ -133,7 +133,13 @@ ACCOUNT_OUTCOMES = Counter(
     "letro_account_outcomes", "Account requests handled, by outcome (created or not_created)"
 )
 AUTHORITY_ERRORS = Counter(
-    "letro_authority_errors", "Failed VeraId Authority calls, by operation and error"
+    "letro_authority_errors",
+    "Failed VeraId Authority calls, by operation and error (AuthorityUnauthorised: 401/403)",
+)
+ACCOUNT_ORPHAN_MEMBERS = Counter(
+    "letro_account_orphan_members",
+    "Names met with 409 after a create-member attempt whose answer was lost: possibly a member"
+    " we created and cannot reach (logged with its name as 'Possible orphan member')",
 )
 CONNECTION_PARAMS_OUTCOMES = Counter(
     "letro_connection_params_outcomes",

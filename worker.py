@@ -118,6 +118,7 @@ def make_account_activities(
             name_attempts=accounts.name_attempts,
             authority_retry_seconds=accounts.authority_retry_seconds,
             dedup_window_seconds=accounts.dedup_window_seconds,
+            authority_retry_max_interval_seconds=accounts.authority_retry_max_interval_seconds,
         ),
     )
 

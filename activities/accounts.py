@@ -4,12 +4,19 @@ The Authority is reached through :class:`Authority`, implemented over HTTP by
 ``activities.veraid_authority``. Every failure it reports is one of the
 :class:`AuthorityError` types below, so what to retry is decided from the type alone:
 :class:`AuthorityUnavailable` may succeed later (5xx, timeouts, connection errors),
-:class:`AuthorityRefused` and its subclasses will not (4xx), :class:`MemberNameTaken` is
+:class:`AuthorityUnauthorised` (401, 403) will once an operator fixes our credentials,
+:class:`AuthorityRefused` and its subclasses will not (other 4xx), :class:`MemberNameTaken` is
 the 409 the account saga answers with a new name.
 
-Those failures become Temporal errors the workflow can act on: transient ones are plain
-(retryable) errors, 4xx answers are non-retryable with the exception's name as the type, so
-the workflow tells a taken name (``MemberNameTaken``) from a refusal.
+Those failures become Temporal errors the workflow can act on: the first two are retryable
+(the workflow's retry policy decides for how long), refusals are non-retryable with the
+exception's name as the type, so the workflow tells a taken name (``MemberNameTaken``) from a
+refusal. Every failure is logged, and counted in ``letro_authority_errors_total``.
+
+A 409 for a name that an earlier attempt of the same activity may have created (the attempt
+failed after sending: a timeout, a reset connection, a 5xx, the worker killed mid-call) is
+``PossibleOrphanMember``: the name may be ours, with a member no one can reach, since the
+Authority has no idempotency key and no look-up by name.
 """
 
 from __future__ import annotations
@@ -55,8 +62,16 @@ class AuthorityRefused(AuthorityError):
         self.problem = problem
 
 
-class AuthorityUnauthorised(AuthorityRefused):
-    """401 or 403: our token is missing, expired or not allowed."""
+class AuthorityUnauthorised(AuthorityError):
+    """401 or 403: our token is wrong, expired or not allowed; retried until an operator
+    fixes it, since every request made meanwhile would otherwise be lost."""
+
+    def __init__(self, status: int, detail: str | None, operation: str) -> None:
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            f"VeraId Authority rejected our credentials to {operation}: HTTP {status}{why}"
+        )
+        self.status = status
 
 
 class AuthorityNotFound(AuthorityRefused):
@@ -103,20 +118,37 @@ class AccountSagaOptions:
     name_attempts: int
     authority_retry_seconds: float
     dedup_window_seconds: float
+    authority_retry_max_interval_seconds: float = 300.0
 
 
-def _temporal_error(error: AuthorityError) -> Exception:
+POSSIBLE_ORPHAN_MEMBER = "PossibleOrphanMember"
+
+
+def _temporal_error(error: AuthorityError, error_type: str | None = None) -> Exception:
     info = activity.info()
-    count(
-        activity.metric_meter(),
-        AUTHORITY_ERRORS,
-        operation=info.activity_type,
-        error=type(error).__name__,
-    )
+    error_type = error_type or type(error).__name__
+    count(activity.metric_meter(), AUTHORITY_ERRORS, operation=info.activity_type, error=error_type)
+    fields = {
+        "operation": info.activity_type,
+        "attempt": info.attempt,
+        "workflowId": info.workflow_id,
+        "err": str(error),
+    }
+    if isinstance(error, AuthorityUnauthorised):
+        # Alerted on (infra/deploy/monitoring.yaml): nothing is created until someone acts.
+        logger.error(
+            "VeraId Authority credentials are wrong or expired (VAUTH_API_TOKEN or"
+            " VAUTH_API_AUDIENCE); retrying",
+            **fields,
+        )
+        return ApplicationError(str(error), type=error_type)
     if isinstance(error, AuthorityUnavailable):
-        return ApplicationError(str(error), type=type(error).__name__)
+        logger.warning("VeraId Authority call failed; retrying", **fields)
+        return ApplicationError(str(error), type=error_type)
     non_retryable = isinstance(error, AuthorityRefused)
-    return ApplicationError(str(error), type=type(error).__name__, non_retryable=non_retryable)
+    if not isinstance(error, MemberNameTaken):  # routine: the saga tries another name
+        logger.error("VeraId Authority call failed", **fields, retried=not non_retryable)
+    return ApplicationError(str(error), type=error_type, non_retryable=non_retryable)
 
 
 class AccountActivities:
@@ -149,6 +181,7 @@ class AccountActivities:
             name_attempts=options.name_attempts,
             authority_retry_seconds=options.authority_retry_seconds,
             dedup_window_seconds=options.dedup_window_seconds,
+            authority_retry_max_interval_seconds=options.authority_retry_max_interval_seconds,
         )
         logger.info(
             "Account named",
@@ -163,6 +196,12 @@ class AccountActivities:
     async def create_member(self, member: MemberToCreate) -> CreatedMember:
         try:
             paths = await self._client().create_member(member.domain, member.user_name)
+        except MemberNameTaken as error:
+            # Conservative: any earlier attempt may have reached the Authority, even one
+            # whose failure looked local, so a taken name then may be our own lost member.
+            if activity.info().attempt > 1:
+                raise _temporal_error(error, POSSIBLE_ORPHAN_MEMBER) from error
+            raise _temporal_error(error) from error
         except AuthorityError as error:
             raise _temporal_error(error) from error
         return CreatedMember(paths.self_path, paths.public_keys_path)

@@ -157,15 +157,15 @@ class AuthorityClient:
             return response
         if status >= 500 or status in (408, 429):
             raise accounts.AuthorityUnavailable(f"{operation}: HTTP {status}")
-        problem = _problem_type(response)
+        problem, message = _error_body(response)
+        if status in (401, 403):  # 401 {statusCode,error,message}; 403 has no body
+            raise accounts.AuthorityUnauthorised(status, message, operation)
         error_type: type[accounts.AuthorityRefused] = accounts.AuthorityRefused
-        if status in (401, 403):
-            error_type = accounts.AuthorityUnauthorised
-        elif status == 404:
+        if status == 404:  # a bundle's 404 (unknown organisation) has no body
             error_type = accounts.AuthorityNotFound
         elif status == 409:
             error_type = accounts.MemberNameTaken
-        raise error_type(status, problem, operation)
+        raise error_type(status, problem or message, operation)
 
 
 def _path(body: dict[str, Any], key: str) -> str:
@@ -175,10 +175,21 @@ def _path(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _problem_type(response: httpx.Response) -> str | None:
+def _error_body(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The problem ``type`` and the ``message`` of an error answer, where it has them.
+
+    The Authority's own problems are ``{"type": ...}``; schema violations are Fastify
+    validation bodies, and 401 a Fastify error body, ``{statusCode, error, message}`` with
+    no ``type``; bundle 404 and 503 and every 403 have no body at all.
+    """
     try:
         decoded = response.json()
     except ValueError:
-        return None
-    problem = decoded.get("type") if isinstance(decoded, dict) else None
-    return problem if isinstance(problem, str) else None
+        return None, None
+    if not isinstance(decoded, dict):
+        return None, None
+    problem, message = decoded.get("type"), decoded.get("message")
+    return (
+        problem if isinstance(problem, str) else None,
+        message[:200] if isinstance(message, str) else None,  # bounded: it goes in logs
+    )

@@ -31,6 +31,8 @@ class AnsweredAccountRequest:
     answer_copies_until: datetime
     authority_retry_seconds: float
     replies_sent: int
+    # Added later, with a default: runs continued as new before then carry no such field.
+    authority_retry_max_interval_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class AccountToCreate:
     name_attempts: int
     authority_retry_seconds: float
     dedup_window_seconds: float
+    # The longest wait between two attempts of one Authority call (added with a default, so
+    # histories recorded before it still decode).
+    authority_retry_max_interval_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

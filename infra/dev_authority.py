@@ -1,10 +1,17 @@
 """A development stand-in for the VeraId Authority: ``python -m infra.dev_authority``.
 
 It implements the part of the Authority's HTTP API that account creation uses (members,
-their public keys and member id bundles), with the Authority's status codes and problem
-types, and issues real MemberIdBundles: each organisation has its own RSA key and
-certificate, under a mock DNSSEC chain made with :mod:`veraid` whose root is this process's
-own key. Verify its bundles with ``trust_anchors=[authority.trust_anchor]``.
+their public keys and member id bundles), answering as the real Authority does
+(``relaycorp/veraid-authority``, as observed: /work/shared/reference/veraid-authority-observed.md
+summarises it, the README's "Account creation" lists what Letro sees), and issues real
+MemberIdBundles: each organisation has its own RSA key and certificate, under a mock DNSSEC
+chain made with :mod:`veraid` whose root is this process's own key. Verify its bundles with
+``trust_anchors=[authority.trust_anchor]``.
+
+Where the real Authority answers oddly, so does this one: a member is created, and a key
+imported, for an organisation it does not have, whose bundle is then a bodiless 404; any key
+type is imported, and the bundle of a key that is not RSA is a 500; schema errors are Fastify
+validation bodies, 401 a Fastify error body, 403 and bundle 404/503 have no body.
 
 State lives in memory. Tests inject faults through ``POST /_dev/faults`` and read the members
 through ``GET /_dev/members``; the benchmarks count the calls made to the API through
@@ -17,15 +24,18 @@ import argparse
 import asyncio
 import base64
 import hmac
+import json
 import secrets
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from quart import Quart, Response, request
@@ -67,6 +77,14 @@ class _Member:
 class _Fault:
     statuses: list[int]  # answered in order, one per request, before behaving normally
     always: int | None = None  # then this one forever, if set
+    # Requests to serve (the member is created...) and then answer with a broken response,
+    # as if the connection dropped: the client cannot know what happened.
+    drop_responses: int = 0
+
+
+# Fault kinds of ``POST /_dev/faults``, besides plain statuses.
+DROP_RESPONSE = "drop-response"  # serve the request, then break the response
+NO_DNSSEC_CHAIN = "no-dnssec-chain"  # the bundle's chain cannot be retrieved: bodiless 503
 
 
 class DevAuthority:
@@ -84,6 +102,7 @@ class DevAuthority:
         self.organisations: dict[str, _Organisation] = {}
         self.members: dict[str, _Member] = {}
         self.faults: dict[tuple[str, str | None], _Fault] = {}
+        self.stray_keys: dict[str, _PublicKey] = {}  # imported for members that do not exist
         self.requests: list[tuple[str, str]] = []  # (operation, member name) for each call
         # Every API request by operation, refused ones too ("unrouted": no such route).
         self.calls: Counter[str] = Counter()
@@ -136,30 +155,53 @@ class DevAuthority:
         return self._zone_keys[zone]
 
     def inject(
-        self, operation: str, name: str | None, statuses: Sequence[int], always: int | None
+        self,
+        operation: str,
+        name: str | None,
+        statuses: Sequence[int],
+        always: int | None,
+        drop_responses: int = 0,
     ) -> None:
-        self.faults[(operation, name)] = _Fault(list(statuses), always)
+        self.faults[(operation, name)] = _Fault(list(statuses), always, drop_responses)
+
+    def _matching(self, operation: str, name: str | None) -> Iterable[_Fault]:
+        # Faults are registered for a name prefix (so they also catch suffixed retries) or
+        # for every name.
+        for (fault_operation, prefix), fault in self.faults.items():
+            if fault_operation == operation and (prefix is None or (name or "").startswith(prefix)):
+                yield fault
 
     def take_fault(self, operation: str, name: str | None) -> int | None:
-        """The status to answer instead of serving the request, if a fault matches: faults
-        are registered for a name prefix (so they also catch suffixed retries) or for all."""
+        """The status to answer instead of serving the request, if a fault matches."""
         self.requests.append((operation, name or ""))
-        for (fault_operation, prefix), fault in self.faults.items():
-            if fault_operation != operation:
-                continue
-            if prefix is not None and not (name or "").startswith(prefix):
-                continue
+        for fault in self._matching(operation, name):
             if fault.statuses:
                 return fault.statuses.pop(0)
             if fault.always is not None:
                 return fault.always
         return None
 
+    def take_dropped_response(self, operation: str, name: str | None) -> bool:
+        """Whether to break the response of this request, once it has been served."""
+        for fault in self._matching(operation, name):
+            if fault.drop_responses:
+                fault.drop_responses -= 1
+                return True
+        return False
+
+    def find_key(self, key_id: str) -> tuple[_Member, _PublicKey] | None:
+        # The real Authority finds a bundle's key by its id alone, whatever the path says.
+        for member in self.members.values():
+            if key_id in member.public_keys:
+                return member, member.public_keys[key_id]
+        return None
+
     def member_bundle(self, member: _Member, key: _PublicKey) -> bytes:
+        """The bundle; KeyError for an unknown organisation, NotRsaKey for another key type."""
         organisation = self.organisations[member.organisation]
         public_key = serialization.load_der_public_key(key.spki)
-        if not isinstance(public_key, rsa.RSAPublicKey):  # checked when imported: a bug
-            raise TypeError("A member key that is not RSA was imported")
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise NotRsaKey("Too big integer")  # what the real one says, reading it as RSA
         now = datetime.now(UTC)
         certificate = veraid.issue_member_certificate(
             member.name,
@@ -174,12 +216,78 @@ class DevAuthority:
         )
 
 
+class NotRsaKey(Exception):
+    """A member key that is not RSA: the real Authority imports it, then cannot use it."""
+
+
 def _rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status, mimetype="application/json")
+
+
 def _problem(status: int, problem: str) -> Response:
-    return Response(f'{{"type": "{PROBLEM_PREFIX}{problem}"}}', status, mimetype="application/json")
+    """One of the Authority's own problems: the only bodies that carry a ``type``."""
+    return _json(status, {"type": f"{PROBLEM_PREFIX}{problem}"})
+
+
+def _fastify_error(status: int, message: str) -> Response:
+    """Fastify's error body (401, 500): no ``type``."""
+    return _json(
+        status, {"statusCode": status, "error": HTTPStatus(status).phrase, "message": message}
+    )
+
+
+def _validation_error(message: str) -> Response:
+    """A body that fails the route's JSON schema: Fastify's validation error, no ``type``."""
+    return _json(
+        400,
+        {
+            "statusCode": 400,
+            "code": "FST_ERR_VALIDATION",
+            "error": "Bad Request",
+            "message": message,
+        },
+    )
+
+
+def _empty(status: int) -> Response:
+    return Response("", status)
+
+
+def _injected(status: int) -> Response:
+    """An injected status, with the body the real Authority sends with it."""
+    if status == 409:
+        return _problem(409, "existing-member-name")
+    if status == 400:
+        return _validation_error("body must have required property 'name'")
+    if status in (401, 500):
+        return _fastify_error(status, "Injected fault")
+    return _empty(status)  # 403, bundle 404 and 503, and anything else: no body
+
+
+class _DroppedResponse:
+    """A 200 whose body breaks off: the request was served, the client never learns it."""
+
+    def __init__(self) -> None:
+        self._sent = False
+
+    def __aiter__(self) -> _DroppedResponse:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._sent:
+            raise ConnectionAbortedError("Response dropped (injected fault)")
+        self._sent = True
+        return b'{"self": '
+
+
+def _dropped_response() -> Response:
+    response = Response(_DroppedResponse(), 200, mimetype="application/json")
+    response.headers["Content-Length"] = "1024"  # more than will come
+    return response
 
 
 def create_dev_authority_app(authority: DevAuthority) -> Quart:
@@ -191,10 +299,7 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
 
     def fault_response(operation: str, name: str | None) -> Response | None:
         status = authority.take_fault(operation, name)
-        if status is None:
-            return None
-        problem = "existing-member-name" if status == 409 else "injected-fault"
-        return _problem(status, problem)
+        return None if status is None else _injected(status)
 
     def find_member(org: str, member_id: str) -> _Member | None:
         member = authority.members.get(member_id)
@@ -207,27 +312,33 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
         if request.path.startswith("/_dev/"):
             return None
         authority.calls[request.endpoint or "unrouted"] += 1
+        if not request.headers.get("Authorization"):
+            return _fastify_error(401, "No authorization header was found")
         if not authorised():
-            return Response('{"message": "Unauthorised"}', 401, mimetype="application/json")
+            # The real one tells a bad token (401) from a good one without the rights (403);
+            # with one static token here, a wrong token is a 401 as an expired JWT would be.
+            return _fastify_error(401, "Authorization token is invalid")
         return None
 
     @app.post("/orgs/<org>/members")
     async def create_member(org: str) -> Response | dict[str, Any]:
         body = await request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("role") not in ("ORG_ADMIN", "REGULAR"):
-            return _problem(400, "malformed-member")
+        if not isinstance(body, dict):
+            return _validation_error("body must be object")
+        if body.get("role") not in ("ORG_ADMIN", "REGULAR"):
+            return _validation_error("body/role must be equal to one of the allowed values")
         name = body.get("name")
         if fault := fault_response("create_member", name):
             return fault
-        if org not in authority.organisations:
-            return _problem(404, "org-not-found")
+        # The organisation is not checked: the real Authority creates the member anyway.
         if name is not None:
-            if not isinstance(name, str) or not name:
-                return _problem(400, "malformed-member-name")
-            try:
-                veraid.validate_user_name(name)
-            except veraid.InvalidNameError:
-                return _problem(400, "malformed-member-name")
+            if not isinstance(name, str):
+                return _validation_error("body/name must be string")
+            if name:  # an empty name is accepted, as by the real one
+                try:
+                    veraid.validate_user_name(name)
+                except veraid.InvalidNameError:
+                    return _problem(400, "malformed-member-name")
             taken = any(
                 m.organisation == org and m.name == name for m in authority.members.values()
             )
@@ -237,12 +348,14 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
         authority.members[member_id] = _Member(
             member_id, org, name, body["role"], body.get("email")
         )
+        if authority.take_dropped_response("create_member", name):
+            return _dropped_response()
         path = f"/orgs/{org}/members/{member_id}"
         return {
             "self": path,
             "publicKeys": f"{path}/public-keys",
             "publicKeyImportTokens": f"{path}/public-key-import-tokens",
-            "signatureSpecs": f"{path}/signature-specs",
+            "workloadIdentities": f"{path}/workload-identities",
         }
 
     @app.delete("/orgs/<org>/members/<member_id>")
@@ -253,44 +366,49 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
         if member is None:
             return _problem(404, "member-not-found")
         del authority.members[member_id]
-        return Response("", 204)
+        return _empty(204)
 
     @app.post("/orgs/<org>/members/<member_id>/public-keys")
     async def import_public_key(org: str, member_id: str) -> Response | dict[str, Any]:
         member = find_member(org, member_id)
         if fault := fault_response("import_public_key", member.name if member else None):
             return fault
-        if member is None:
-            return _problem(404, "member-not-found")
         body = await request.get_json(silent=True)
         if not isinstance(body, dict):
-            return _problem(400, "malformed-public-key")
-        service_oid = body.get("serviceOid")
+            return _validation_error("body must be object")
+        public_key, service_oid = body.get("publicKey"), body.get("serviceOid")
+        if not isinstance(public_key, str) or not isinstance(service_oid, str):
+            return _validation_error("body must have required property 'publicKey'")
         try:
-            spki = base64.b64decode(body.get("publicKey", ""), validate=True)
-            key = serialization.load_der_public_key(spki)
-        except (ValueError, TypeError):
+            spki = base64.b64decode(public_key, validate=True)
+            serialization.load_der_public_key(spki)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             return _problem(400, "malformed-public-key")
-        # VeraId member certificates hold RSA keys only (veraid refuses any other), so an
-        # Ed25519 key is as unusable here as a malformed one.
-        if not isinstance(key, rsa.RSAPublicKey) or not isinstance(service_oid, str):
-            return _problem(400, "malformed-public-key")
+        # Any key type is taken (the bundle request fails later for one that is not RSA),
+        # and so is a member id that does not exist: the key is then stored with no member.
         key_id = secrets.token_hex(12)
-        member.public_keys[key_id] = _PublicKey(key_id, spki, service_oid)
+        key = _PublicKey(key_id, spki, service_oid)
+        if member is None:
+            authority.stray_keys[key_id] = key  # its bundle is a 404
+        else:
+            member.public_keys[key_id] = key
         path = f"/orgs/{org}/members/{member_id}/public-keys/{key_id}"
         return {"self": path, "bundle": f"{path}/bundle"}
 
     @app.get("/orgs/<org>/members/<member_id>/public-keys/<key_id>/bundle")
     async def get_member_bundle(org: str, member_id: str, key_id: str) -> Response:
-        member = find_member(org, member_id)
-        if fault := fault_response("get_member_bundle", member.name if member else None):
+        found = authority.find_key(key_id)
+        name = found[0].name if found else None
+        if fault := fault_response("get_member_bundle", name):
             return fault
-        if member is None:
-            return _problem(404, "member-not-found")
-        key = member.public_keys.get(key_id)
-        if key is None:
-            return _problem(404, "public-key-not-found")
-        bundle = await asyncio.to_thread(authority.member_bundle, member, key)
+        if found is None:
+            return _empty(404)
+        try:
+            bundle = await asyncio.to_thread(authority.member_bundle, *found)
+        except KeyError:  # no such organisation
+            return _empty(404)
+        except NotRsaKey as error:
+            return _fastify_error(500, str(error))
         return Response(bundle, 200, mimetype="application/vnd.veraid.member-bundle")
 
     # --- Development only -----------------------------------------------------------------
@@ -298,10 +416,24 @@ def create_dev_authority_app(authority: DevAuthority) -> Quart:
     @app.post("/_dev/faults")
     async def inject_fault() -> Response:
         body = await request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("operation") not in OPERATIONS:
+        if not isinstance(body, dict):
+            return Response("a JSON object is required", 400)
+        kind = body.get("kind", "status")
+        if kind == NO_DNSSEC_CHAIN:  # a bodiless 503, as the real one answers then
+            body = {**body, "operation": "get_member_bundle"}
+            body["statuses"] = [503] * int(body.get("count", 0))
+            body["always"] = 503 if body.get("always") else None
+        if body.get("operation") not in OPERATIONS:
             return Response("operation must be one of " + ", ".join(OPERATIONS), 400)
+        if kind not in ("status", DROP_RESPONSE, NO_DNSSEC_CHAIN):
+            return Response(f"kind must be status, {DROP_RESPONSE} or {NO_DNSSEC_CHAIN}", 400)
+        drop = int(body.get("count", 1)) if kind == DROP_RESPONSE else 0
         authority.inject(
-            body["operation"], body.get("name"), body.get("statuses", []), body.get("always")
+            body["operation"],
+            body.get("name"),
+            body.get("statuses", []),
+            body.get("always"),
+            drop_responses=drop,
         )
         return Response("", 204)
 

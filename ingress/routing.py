@@ -36,7 +36,11 @@ from contract.pairing import (
     PairingInput,
     PairingRequestReceived,
 )
-from letro.account_messages import parse_account_request, verify_account_request
+from letro.account_messages import (
+    check_member_key,
+    parse_account_request,
+    verify_account_request,
+)
 from letro.connection_params import parse_connection_params_request
 from letro.contact_pairing import (
     PairingDrop,
@@ -59,6 +63,7 @@ from letro.errors import (
     LetroProtocolError,
     MalformedConnectionParamsRequest,
     MalformedPairingRequest,
+    UnusableMemberKey,
 )
 from letro.legacy_pairing import parse_pairing_request
 from workflows import (
@@ -310,6 +315,14 @@ def _account_request(
     except LetroProtocolError as error:
         return Ignore(
             "Refused account creation request",
+            {"reason": str(error), "err": type(error).__name__},
+        )
+    try:
+        # After the signature, so only a request its key really signed is reported this way.
+        check_member_key(request.public_key_der)
+    except UnusableMemberKey as error:
+        return Ignore(
+            "Refused account creation request: its key cannot be a VeraId member key",
             {"reason": str(error), "err": type(error).__name__},
         )
     return SignalWithStart(

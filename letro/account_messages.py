@@ -19,7 +19,14 @@ from letro.errors import (
     InvalidAccountRequestSignature,
     MalformedAccountRequest,
     UnsupportedAccountKey,
+    UnusableMemberKey,
 )
+
+# What VeraId accepts as a member key (veraid/_pki.py and veraid/_limits.py, which
+# tests/test_letro_account_messages.py compares these with): RSA of these sizes only, with an
+# exponent short enough that verifying with it stays cheap.
+MEMBER_KEY_MODULUS_BITS = frozenset({2048, 3072, 4096})
+MEMBER_KEY_MAX_EXPONENT_BITS = 33
 
 # asn1crypto raises any of these on malformed input.
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
@@ -161,6 +168,31 @@ def verify_account_request(request: SignedAccountRequest) -> None:
         raise InvalidAccountRequestSignature(
             f"Account request signature is invalid: {error}"
         ) from None
+
+
+def check_member_key(public_key_der: bytes) -> None:
+    """Raise UnusableMemberKey unless VeraId could certify this key for a member.
+
+    The VeraId Authority imports any key, then fails for ever when asked for the bundle of one
+    that is not RSA (it reads every member key as RSA-PSS), so the request is refused here,
+    before any member exists. ``public_key_der`` is the SPKI of a verified request.
+    """
+    try:
+        key = serialization.load_der_public_key(public_key_der)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise UnusableMemberKey(f"Unreadable public key: {error}") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        kind = type(key).__name__.removeprefix("_").removesuffix("PublicKey") or "unknown"
+        raise UnusableMemberKey(f"VeraId member keys are RSA; this one is {kind}")
+    if key.key_size not in MEMBER_KEY_MODULUS_BITS:
+        sizes = ", ".join(str(size) for size in sorted(MEMBER_KEY_MODULUS_BITS))
+        raise UnusableMemberKey(f"RSA key of {key.key_size} bits; VeraId takes {sizes}")
+    exponent_bits = key.public_numbers().e.bit_length()
+    if exponent_bits > MEMBER_KEY_MAX_EXPONENT_BITS:
+        raise UnusableMemberKey(
+            f"RSA exponent of {exponent_bits} bits; VeraId takes at most"
+            f" {MEMBER_KEY_MAX_EXPONENT_BITS}"
+        )
 
 
 def serialise_account_request(user_name: str, locale: str, public_key_der: bytes) -> bytes:

@@ -41,3 +41,8 @@ class UnsupportedAccountKey(LetroProtocolError):
 
 class InvalidAccountRequestSignature(LetroProtocolError):
     """The signature of an account creation request does not verify with its own key."""
+
+
+class UnusableMemberKey(LetroProtocolError):
+    """The key of a verified account request cannot be a VeraId member key (not RSA, or an
+    RSA size or exponent VeraId refuses), so the Authority could never issue its bundle."""

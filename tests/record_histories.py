@@ -474,6 +474,83 @@ async def test_account_name_taken_then_suffix(
     await save(handle, "name-taken-then-suffix")
 
 
+# Since the "patient-authority-retries" patch every run records its marker, so each branch
+# above is recorded again under a new name by the cases below (the files above hold the
+# branches without it, which runs started before the patch still take).
+
+
+async def test_account_created_patient(
+    http: httpx.AsyncClient, temporal_client: Client, account_ingress: Ingress
+) -> None:
+    content, _ = pss_request("acpat")
+    sender_id = endpoint_id(new_rsa_key())
+    for parcel_id in ("p1", "p2"):  # the request, then a copy once the account exists
+        await post(
+            http,
+            account_ingress,
+            sender_id=sender_id,
+            content_type=ACCOUNT_REQUEST,
+            content=content,
+            parcel_id=parcel_id,
+        )
+        if parcel_id == "p1":
+            await asyncio.sleep(ACCOUNT_DEDUP_SECONDS / 4)
+    handle: WorkflowHandle[Any, AccountCreationOutcome] = temporal_client.get_workflow_handle_for(
+        AccountCreation.run, account_creation.workflow_id_for(sender_id, content)
+    )
+
+    assert await closed(handle) == AccountCreationOutcome("acpat@applepie.rocks", 2)
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    first_run = temporal_client.get_workflow_handle(
+        handle.id, run_id=started.continued_execution_run_id
+    )
+    await save(first_run, "patient-created-then-continued-as-new")
+    await save(handle, "patient-copy-answered-after-continue-as-new")
+
+
+async def test_account_unknown_organisation_compensation(
+    http: httpx.AsyncClient,
+    temporal_client: Client,
+    account_ingress: Ingress,
+    dev_authority: DevAuthorityServer,
+) -> None:
+    # The bundle is a bodiless 404 (as for an organisation the Authority lacks): refused for
+    # good, so the member just created is deleted.
+    dev_authority.authority.inject("get_member_bundle", "acorg", [], always=404)
+    handle = await request_account(http, temporal_client, account_ingress, "acorg")
+
+    assert await closed(handle) == AccountCreationOutcome(None, 0)
+    assert ("delete_member", "acorg") in dev_authority.authority.requests
+    await save(handle, "patient-saga-compensation")
+
+
+async def test_account_possible_orphan_then_suffix(
+    http: httpx.AsyncClient,
+    temporal_client: Client,
+    account_ingress: Ingress,
+    dev_authority: DevAuthorityServer,
+) -> None:
+    # The member is created and the answer lost; the retry meets 409: a possible orphan.
+    dev_authority.authority.inject("create_member", "acorph", [], None, drop_responses=1)
+    handle = await request_account(http, temporal_client, account_ingress, "acorph")
+
+    outcome = await closed(handle)
+    assert outcome.assigned_user_id is not None
+    assert outcome.assigned_user_id.startswith("acorph-")
+    assert [op for op, name in dev_authority.authority.requests if name == "acorph"] == [
+        "create_member",
+        "create_member",
+    ]
+    # The run that created the account, not the one it continued as to answer copies.
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    first_run = temporal_client.get_workflow_handle(
+        handle.id, run_id=started.continued_execution_run_id
+    )
+    await save(first_run, "patient-possible-orphan-then-suffix")
+
+
 # --- Connection parameters --------------------------------------------------------------------
 
 

@@ -297,7 +297,8 @@ def test_account_creation_defaults() -> None:
     }
     assert accounts.fallback_domain == "nautilus.ink"
     assert accounts.name_attempts == 3
-    assert accounts.authority_retry_seconds == 900
+    assert accounts.authority_retry_seconds == 7 * 24 * 3600  # as long as Pub/Sub keeps it
+    assert accounts.authority_retry_max_interval_seconds == 300
 
 
 def test_account_creation_settings() -> None:
@@ -314,6 +315,7 @@ def test_account_creation_settings() -> None:
             "ACCOUNT_FALLBACK_DOMAIN": "Elsewhere.Test",
             "ACCOUNT_NAME_ATTEMPTS": "5",
             "VAUTH_RETRY_TIMEOUT_SECONDS": "60",
+            "VAUTH_RETRY_MAX_INTERVAL_SECONDS": "2",
             "ACCOUNT_REQUEST_DEDUP_SECONDS": "3600",
         },
     ).accounts
@@ -326,6 +328,7 @@ def test_account_creation_settings() -> None:
     assert accounts.fallback_domain == "elsewhere.test"
     assert (accounts.name_attempts, accounts.authority_retry_seconds) == (5, 60)
     assert accounts.dedup_window_seconds == 3600
+    assert accounts.authority_retry_max_interval_seconds == 2
 
 
 def test_account_creation_problems() -> None:

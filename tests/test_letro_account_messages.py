@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+import veraid._limits
+import veraid._pki
 from letro.account_messages import (
+    MEMBER_KEY_MAX_EXPONENT_BITS,
+    MEMBER_KEY_MODULUS_BITS,
+    check_member_key,
     parse_account_creation,
     parse_account_request,
     serialise_account_creation,
@@ -16,6 +22,7 @@ from letro.errors import (
     InvalidAccountRequestSignature,
     MalformedAccountRequest,
     UnsupportedAccountKey,
+    UnusableMemberKey,
 )
 from tests.account_helpers import (
     build_request,
@@ -172,3 +179,53 @@ def test_bit_string_with_unused_bits_is_malformed() -> None:
     data[index] = 1
     with pytest.raises(MalformedAccountRequest):
         parse_account_request(bytes(data))
+
+
+# --- Keys that can become VeraId member keys -------------------------------------------------
+
+
+def test_member_key_limits_are_veraids() -> None:
+    # Ours is a copy, so letro needs nothing private from veraid; this keeps them in step.
+    assert set(veraid._pki._KEY_ALGORITHM_BY_MODULUS) == MEMBER_KEY_MODULUS_BITS
+    assert veraid._limits.MAX_RSA_EXPONENT_BITS == MEMBER_KEY_MAX_EXPONENT_BITS
+
+
+@pytest.mark.parametrize("key_spki", [spki(RSA_2048), pss_spki(RSA_2048)], ids=["rsa", "pss"])
+def test_rsa_member_keys_are_usable(key_spki: bytes) -> None:
+    check_member_key(key_spki)  # no exception
+
+
+def _long_exponent_spki() -> bytes:
+    modulus = RSA_2048.public_key().public_numbers().n
+    key = rsa.RSAPublicNumbers(2**40 + 15, modulus).public_key()
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize(
+    ("key_spki", "reason"),
+    [
+        (spki(ED25519), "VeraId member keys are RSA; this one is Ed25519"),
+        (spki(ed448.Ed448PrivateKey.generate()), "VeraId member keys are RSA; this one is Ed448"),
+        (
+            spki(ec.generate_private_key(ec.SECP256R1())),
+            "VeraId member keys are RSA; this one is EC",
+        ),
+        (
+            spki(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+            "RSA key of 1024 bits; VeraId takes 2048, 3072, 4096",
+        ),
+        (_long_exponent_spki(), "RSA exponent of 41 bits; VeraId takes at most 33"),
+    ],
+    ids=["ed25519", "ed448", "p256", "rsa-1024", "rsa-long-exponent"],
+)
+def test_keys_veraid_refuses_are_unusable(key_spki: bytes, reason: str) -> None:
+    with pytest.raises(UnusableMemberKey) as error:
+        check_member_key(key_spki)
+    assert str(error.value) == reason
+
+
+def test_garbage_is_unusable() -> None:
+    with pytest.raises(UnusableMemberKey, match="Unreadable public key"):
+        check_member_key(b"not a key")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from awala.service_messages import IncomingServiceMessage
 from contract.accounts import AccountCreationInput, AccountRequestReceived
@@ -43,7 +44,8 @@ from letro.content_types import (
     PAIRING_COMPLETION_TMP,
     PAIRING_REQUEST_TMP,
 )
-from tests.account_helpers import pss_request, pss_spki
+from tests.account_helpers import build_request, pss_request, pss_spki
+from tests.account_helpers import spki as key_spki
 from workflows.account_creation import AccountCreation
 from workflows.legacy_pairing import LegacyContactPairing
 from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
@@ -140,6 +142,23 @@ def test_verified_account_request_is_signalled_to_its_workflow() -> None:
         locale="es-ve",
         public_key_b64=base64.b64encode(pss_spki(key)).decode(),
     )
+
+
+def test_verified_account_request_with_a_non_rsa_key_is_refused() -> None:
+    # The signature is good, but the Authority could never issue a bundle for the key.
+    key = ed25519.Ed25519PrivateKey.generate()
+    request = build_request("maría", "es-ve", key_spki(key), key.sign)
+
+    decision = route(message(ACCOUNT_REQUEST, request), OPTIONS, NOW)
+
+    assert isinstance(decision, Ignore)
+    assert decision.reason == (
+        "Refused account creation request: its key cannot be a VeraId member key"
+    )
+    assert decision.log_fields == {
+        "reason": "VeraId member keys are RSA; this one is Ed25519",
+        "err": "UnusableMemberKey",
+    }
 
 
 REFUSED: dict[str, tuple[Callable[[], bytes], str, ContactPairingFailureReason]] = {

@@ -62,14 +62,18 @@ async def test_member_key_and_bundle(dev_authority: DevAuthorityServer) -> None:
     await client.close()
 
 
-async def test_non_rsa_member_keys_are_refused(dev_authority: DevAuthorityServer) -> None:
-    # VeraId member certificates carry RSA keys only.
+async def test_non_rsa_member_keys_are_imported_then_their_bundle_fails(
+    dev_authority: DevAuthorityServer,
+) -> None:
+    # As the real Authority: any key type is imported, then the bundle is a 500 for ever
+    # (it reads the key as RSA-PSS). Letro refuses such requests before calling it.
     client = _client(dev_authority)
     key = ed25519.Ed25519PrivateKey.generate()
     member = await client.create_member("nautilus.ink", _name())
-    with pytest.raises(AuthorityRefused) as refused:
-        await client.import_public_key(member.public_keys_path, spki(key), SERVICE_OID)
-    assert refused.value.problem == "https://veraid.net/problems/malformed-public-key"
+    key_paths = await client.import_public_key(member.public_keys_path, spki(key), SERVICE_OID)
+    for _ in range(2):
+        with pytest.raises(AuthorityUnavailable, match="HTTP 500"):
+            await client.get_member_bundle(key_paths.bundle_path)
     await client.close()
 
 
@@ -81,8 +85,6 @@ async def test_errors_map_to_types(dev_authority: DevAuthorityServer) -> None:
         await client.create_member("applepie.rocks", name)
     assert taken.value.status == 409
     assert taken.value.problem == "https://veraid.net/problems/existing-member-name"
-    with pytest.raises(AuthorityNotFound):
-        await client.create_member("not-ours.example", _name())
     with pytest.raises(AuthorityRefused) as malformed:
         await client.create_member("applepie.rocks", "tab\there")
     assert malformed.value.problem == "https://veraid.net/problems/malformed-member-name"
@@ -93,9 +95,91 @@ async def test_errors_map_to_types(dev_authority: DevAuthorityServer) -> None:
     await client.close()
 
     intruder = _client(dev_authority, token="wrong")
-    with pytest.raises(AuthorityUnauthorised):
+    with pytest.raises(AuthorityUnauthorised) as unauthorised:
         await intruder.create_member("applepie.rocks", _name())
+    assert unauthorised.value.status == 401
+    assert "Authorization token is invalid" in str(unauthorised.value)  # Fastify's message
     await intruder.close()
+
+
+async def test_unknown_organisation_fails_only_at_the_bundle(
+    dev_authority: DevAuthorityServer,
+) -> None:
+    client = _client(dev_authority)
+    member = await client.create_member("not-ours.example", _name())  # not checked here
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_paths = await client.import_public_key(member.public_keys_path, pss_spki(key), SERVICE_OID)
+    with pytest.raises(AuthorityNotFound) as not_found:
+        await client.get_member_bundle(key_paths.bundle_path)
+    assert (not_found.value.status, not_found.value.problem) == (404, None)  # no body
+    await client.delete_member(member.self_path)
+    await client.close()
+
+
+async def _raw(
+    server: DevAuthorityServer, method: str, path: str, **kwargs: object
+) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        return await http.request(method, server.url + path, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_error_bodies_are_the_real_authoritys(dev_authority: DevAuthorityServer) -> None:
+    auth = {"Authorization": f"Bearer {DEV_AUTHORITY_TOKEN}"}
+    schema = await _raw(
+        dev_authority, "POST", "/orgs/cuppa.fans/members", json={"role": "regular"}, headers=auth
+    )
+    assert schema.status_code == 400
+    assert set(schema.json()) == {"statusCode", "code", "error", "message"}  # no "type"
+    assert schema.json()["code"] == "FST_ERR_VALIDATION"
+    anonymous = await _raw(dev_authority, "POST", "/orgs/cuppa.fans/members", json={})
+    assert anonymous.status_code == 401
+    assert set(anonymous.json()) == {"statusCode", "error", "message"}
+    name = _name()
+    await _inject(dev_authority, operation="create_member", name=name, statuses=[403])
+    forbidden = await _raw(
+        dev_authority,
+        "POST",
+        "/orgs/cuppa.fans/members",
+        json={"name": name, "role": "REGULAR"},
+        headers=auth,
+    )
+    assert (forbidden.status_code, forbidden.content) == (403, b"")
+    unknown = await _raw(
+        dev_authority, "GET", "/orgs/cuppa.fans/members/1/public-keys/2/bundle", headers=auth
+    )
+    assert (unknown.status_code, unknown.content) == (404, b"")
+
+
+async def test_bodiless_errors_map_to_types(dev_authority: DevAuthorityServer) -> None:
+    client = _client(dev_authority)
+    name = _name()
+    member = await client.create_member("cuppa.fans", name)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_paths = await client.import_public_key(member.public_keys_path, pss_spki(key), SERVICE_OID)
+    await _inject(dev_authority, kind="no-dnssec-chain", name=name, count=1)
+    with pytest.raises(AuthorityUnavailable, match="HTTP 503"):
+        await client.get_member_bundle(key_paths.bundle_path)
+    await client.get_member_bundle(key_paths.bundle_path)  # the chain is back
+    await _inject(dev_authority, operation="delete_member", name=name, statuses=[403])
+    with pytest.raises(AuthorityUnauthorised) as forbidden:
+        await client.delete_member(member.self_path)
+    assert forbidden.value.status == 403
+    await client.close()
+
+
+async def test_dropped_response_after_the_member_is_created(
+    dev_authority: DevAuthorityServer,
+) -> None:
+    client = _client(dev_authority)
+    name = _name()
+    await _inject(dev_authority, operation="create_member", name=name, kind="drop-response")
+    with pytest.raises(AuthorityUnavailable, match="RemoteProtocolError"):
+        await client.create_member("cuppa.fans", name)
+    # It was created all the same: the retry meets the name taken.
+    assert [m.name for m in dev_authority.authority.members.values()].count(name) == 1
+    with pytest.raises(MemberNameTaken):
+        await client.create_member("cuppa.fans", name)
+    await client.close()
 
 
 async def _calls(server: DevAuthorityServer) -> dict[str, int]:

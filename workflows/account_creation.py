@@ -14,6 +14,21 @@ for. Steps: name the account (by the worker's naming rules), create the member (
 random numeric suffix when the name is taken), import the
 request's key for Letro's service OID, fetch the member id bundle, reply. If the key import
 or the bundle retrieval fails for good, the member is deleted so no orphan remains.
+
+Each Authority call is retried, 1 s doubling to ``authority_retry_max_interval_seconds``
+apart, for ``authority_retry_seconds`` (a week by default: as long as the broker keeps the
+message), through outages and through 401/403 alike; only answers that can never succeed
+(see ``activities.accounts``) end the saga early. (Behind the ``patient-authority-retries``
+patch; older runs keep the old policy.)
+
+The lost create-member answer. The Authority has no idempotency key and no look-up by name,
+so when an attempt to create a member fails after it may have reached the Authority, and a
+retry of the same call then meets 409, the name may be held by a member we created and can
+never find. The activity reports that 409 as ``PossibleOrphanMember``; the saga logs "Possible
+orphan member" with the organisation and the name, counts it
+(``letro_account_orphan_members_total``), and goes on as for any taken name, with a suffixed
+name. An operator deletes the orphan (it has no key) if it is one. Only the user's first
+choice of name can be lost this way, never the account.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from activities.accounts import AccountActivities, MemberNameTaken
+    from activities.accounts import POSSIBLE_ORPHAN_MEMBER, AccountActivities, MemberNameTaken
     from contract.accounts import (
         AccountCreationInput,
         AccountCreationOutcome,
@@ -48,14 +63,15 @@ with workflow.unsafe.imports_passed_through():
     from letro.account_names import name_with_suffix
     from letro.contact_pairing import LETRO_SERVICE_OID
     from letro.content_types import ACCOUNT_CREATION
-    from metrics import ACCOUNT_OUTCOMES, count
+    from metrics import ACCOUNT_ORPHAN_MEMBERS, ACCOUNT_OUTCOMES, count
     from workflows import visibility
     from workflows.replies import RETRY_FOREVER, emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "account-creation"
 
-# Transient Authority failures are retried with backoff until the configured deadline
-# (``schedule_to_close_timeout``); each attempt is bounded on its own too.
+# Runs started before the ``patient-authority-retries`` patch: transient Authority failures
+# are retried with backoff until the configured deadline (``schedule_to_close_timeout``);
+# each attempt is bounded on its own too.
 _AUTHORITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -66,6 +82,9 @@ _NAMING_TIMEOUT = timedelta(seconds=10)
 # Patch (see README, "Changing a workflow"): after replying, continue as new with only what
 # answering copies needs, so the key and the bundle leave with the old run's history.
 _FORGET_AFTER_REPLYING = "forget-key-and-bundle-after-replying"
+# Patch: Authority calls back off up to the configured interval (not one minute), so a week
+# of retries is a bounded number of attempts (about 2,000 per call at five minutes).
+_PATIENT_RETRIES = "patient-authority-retries"
 _Argument = TypeVar("_Argument")
 _Result = TypeVar("_Result")
 
@@ -87,6 +106,7 @@ class AccountCreation:
         self._copies = 0
         self._replies = 0
         self._assigned: str | None = None
+        self._max_interval = timedelta(minutes=5)
 
     # Named after its signal, as ``PairWorkflow.pairing_request`` is, for the same reason.
     @workflow.signal
@@ -110,6 +130,7 @@ class AccountCreation:
             start_to_close_timeout=_NAMING_TIMEOUT,
             retry_policy=RETRY_FOREVER,  # pure computation: only a worker crash can fail it
         )
+        self._max_interval = timedelta(seconds=account.authority_retry_max_interval_seconds)
         try:
             assigned, key, bundle_b64 = await self._create(account)
         except _NoAccount:
@@ -138,6 +159,9 @@ class AccountCreation:
                         answer_copies_until=workflow.now() + window,
                         authority_retry_seconds=account.authority_retry_seconds,
                         replies_sent=self._replies,
+                        authority_retry_max_interval_seconds=(
+                            account.authority_retry_max_interval_seconds
+                        ),
                     )
                 )
             )
@@ -156,6 +180,7 @@ class AccountCreation:
     async def _answer_copies(self, answered: AnsweredAccountRequest) -> AccountCreationOutcome:
         """Answer each copy of the request with the reply it had, until the window closes."""
         self._assigned, self._replies = answered.assigned_user_id, answered.replies_sent
+        self._max_interval = timedelta(seconds=answered.authority_retry_max_interval_seconds)
         while True:
             outcome = AccountCreationOutcome(answered.assigned_user_id, self._replies)
             timeout = answered.answer_copies_until - workflow.now()
@@ -226,6 +251,9 @@ class AccountCreation:
                     account.authority_retry_seconds,
                 )
             except ActivityError as error:
+                if _error_type(error) == POSSIBLE_ORPHAN_MEMBER:
+                    self._possible_orphan(account.domain, name)
+                    continue
                 if _error_type(error) == MemberNameTaken.__name__:
                     workflow.logger.debug(
                         "User name taken; will try adding a random suffix",
@@ -244,18 +272,34 @@ class AccountCreation:
         )
         raise _NoAccount
 
+    def _possible_orphan(self, organisation: str, name: str) -> None:
+        # Logged and counted so an operator can delete it: we cannot find it ourselves.
+        workflow.logger.warning(
+            "Possible orphan member: a create-member attempt whose answer was lost may have"
+            " created it; trying a suffixed name. Delete it if it has no key",
+            extra={"organisation": organisation, "memberName": name},
+        )
+        count(workflow.metric_meter(), ACCOUNT_ORPHAN_MEMBERS)
+
     async def _authority_call(
         self,
         activity: MethodAsyncSingleParam[AccountActivities, _Argument, _Result],
         argument: _Argument,
         retry_seconds: float,
     ) -> _Result:
+        retry_policy = _AUTHORITY_RETRY
+        if workflow.patched(_PATIENT_RETRIES):
+            retry_policy = RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                backoff_coefficient=2.0,
+                maximum_interval=self._max_interval,
+            )
         return await workflow.execute_activity_method(
             activity,
             argument,
             schedule_to_close_timeout=timedelta(seconds=retry_seconds),
             start_to_close_timeout=_AUTHORITY_ATTEMPT_TIMEOUT,
-            retry_policy=_AUTHORITY_RETRY,
+            retry_policy=retry_policy,
         )
 
     def _reply(
