@@ -192,6 +192,8 @@ class Settings:
     pubsub_push: PubSubPushSettings
     # How long a message is retried once its quick first attempts failed (workflows.replies).
     egress_retry_window: timedelta
+    # How long a taken parcel has no second effect, whatever its type (workflows.remember).
+    dedup_window: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -864,14 +866,21 @@ ACCOUNT_NAME_ATTEMPTS = Variable(
     default="3",
     setting="accounts.name_attempts",
 )
-ACCOUNT_REQUEST_DEDUP_SECONDS = Variable(
-    "ACCOUNT_REQUEST_DEDUP_SECONDS",
-    POSITIVE_INTEGER,
-    "how long a created account's workflow answers copies of its request with the same reply",
-    default="1209600",
-    default_doc="14 days",
-    setting="accounts.dedup_window_seconds",
+DEDUP_WINDOW_SECONDS = Variable(
+    "DEDUP_WINDOW_SECONDS",
+    SECONDS,
+    "how long a taken parcel, of any type, has no second effect when it is delivered again (read"
+    " by the ingress, which starts the workflows, and by the worker, for accounts): at least the"
+    " broker's retention of unacknowledged messages",
+    default="604800",
+    default_doc="7 days, Pub/Sub's longest retention",
+    setting="dedup_window",
 )
+# Variables that were replaced: setting one is refused at start-up, naming its successor, so
+# that an operator does not believe it still has its effect.
+RETIRED_VARIABLES: Mapping[str, Variable[Any]] = {
+    "ACCOUNT_REQUEST_DEDUP_SECONDS": DEDUP_WINDOW_SECONDS,
+}
 
 # CodecServerSettings, with the payload keys and LOG_LEVEL / LOG_FORMAT.
 CODEC_SERVER_HOST = Variable(
@@ -925,6 +934,10 @@ class _Reader:
         """Whether it is set, valid or not: what the rules between variables speak of."""
         return self._text(variable) is not None
 
+    def given_name(self, name: str) -> bool:
+        """Whether a variable that is not declared (a retired one) is set."""
+        return bool(self._environ.get(name, "").strip())
+
     def optional(self, variable: Variable[T]) -> T | None:
         # The cast is sound: each value was made by its own variable's parser.
         return cast("T | None", self._values[variable.name])
@@ -976,6 +989,7 @@ def load_settings(component: Component, environ: Mapping[str, str] | None = None
     _check_authority(read)
     _check_pubsub_push(read)
     _check_payload_keys(read)
+    _check_retired(read)
     if read.problems:
         raise ConfigError(read.problems)
     return _settings(read)
@@ -1103,6 +1117,12 @@ def _check_pubsub_push(read: _Reader) -> None:
         )
 
 
+def _check_retired(read: _Reader) -> None:
+    for name, successor in RETIRED_VARIABLES.items():
+        if read.given_name(name):
+            read.problems.append(f"{name} was replaced by {successor.name}: set that instead")
+
+
 def _check_payload_keys(read: _Reader) -> None:
     listed, filed = read.given(TEMPORAL_PAYLOAD_KEYS), read.given(TEMPORAL_PAYLOAD_KEYS_FILE)
     if listed and filed:
@@ -1136,7 +1156,11 @@ def _settings(read: _Reader) -> Settings:
         mongodb=MongoSettings(**read.section("mongodb")),
         temporal=_temporal_settings(read),
         connection_params=ConnectionParamsSettings(**read.section("connection_params")),
-        accounts=AccountSettings(**read.section("accounts")),
+        # Accounts answer copies for the one window every message type shares.
+        accounts=AccountSettings(
+            **read.section("accounts"),
+            dedup_window_seconds=read.value(DEDUP_WINDOW_SECONDS).total_seconds(),
+        ),
         pubsub_push=PubSubPushSettings(**read.section("pubsub_push")),
     )
 

@@ -1,9 +1,11 @@
 """Outgoing service messages: what every workflow hands the egress, the egress's retry
-window, a message kept undelivered, and forwarding input."""
+window, a message kept undelivered, forwarding input, and what a one-shot workflow
+remembers of its parcel."""
 
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,19 @@ class Forwarding:
     recipient_endpoint_id: str
     content_type: str
     content_b64: str
+    # How long a redelivery of its parcel must find the workflow running (workflows.remember);
+    # 0 in the inputs of workflows started before the window existed.
+    dedup_window_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RememberedParcel:
+    """The ``RememberParcel`` workflow's input: when to forget, and the first run's result.
+
+    The result is what that run would have returned (its outcome: a reason, a content type),
+    never personal data; the remembering run answers it to the ``outcome`` query and returns
+    it when it ends.
+    """
+
+    until: datetime
+    outcome: Any = None

@@ -41,16 +41,31 @@ class WaitingRequest:
     first_received: datetime
 
 
+@dataclass(frozen=True)
+class TakenParcel:
+    """A parcel the pair took, remembered for the dedup window without saying whose it was.
+
+    ``digest`` is a prefix of the SHA-256 of its ``dedup_key`` (see workflows.pairing).
+    """
+
+    digest: str
+    taken: datetime
+
+
 @dataclass
 class PairingInput:
     """A pair workflow's input, and its state carried across continue-as-new."""
 
     veraid_ids: list[str]
     request_ttl_seconds: float
+    # How long a taken parcel is remembered (DEDUP_WINDOW_SECONDS); the default is what pairs
+    # started before the setting existed lingered, an hour after their last request.
     dedup_window_seconds: float = 3600.0
     max_history_events: int = MAX_HISTORY_EVENTS
     # State carried across continue-as-new.
     pending: list[WaitingRequest] = field(default_factory=list)
+    taken_parcels: list[TakenParcel] = field(default_factory=list)
+    # The dedup keys themselves, as runs started before the digests carried them.
     seen_parcels: list[str] = field(default_factory=list)
     # Requests signalled while the previous run was handing over, not yet looked at.
     inbox: list[PairingRequestReceived] = field(default_factory=list)
@@ -77,6 +92,7 @@ class PairingStatus:
     expirations: int
     redeliveries_ignored: int
     requests_handled: int = 0  # new (not redelivered) requests taken in
+    remembered_parcels: int = 0  # taken within the dedup window, so ignored if delivered again
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,21 @@ class PendingPairingRequest:
     # match the other's, so the kind is part of the stored key.
     kind: str = "legacy"
     signature_bundle_b64: str | None = None  # VeraId requests: forwarded on a match
+    # Set on a fresh run's first store: also read back what MongoDB holds for the pair.
+    read_counterpart: bool = False
+
+
+@dataclass(frozen=True)
+class StoredPair:
+    """What the store found for the pair when asked to read it back (``read_counterpart``).
+
+    ``first_received`` is the stored request's creation date, earlier than the workflow's
+    own when the document was already there (written by the original server, or by a run
+    Temporal terminated). ``counterpart`` is the reciprocal request, if one is stored.
+    """
+
+    first_received: datetime
+    counterpart: PendingPairingRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,8 @@ class ContactPairingRefusalToSend:
     server_endpoint_id: str
     reason: str  # the ContactPairingFailureReason's name, for the Web UI and the logs
     failure_b64: str
+    # See contract.messages.Forwarding.
+    dedup_window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

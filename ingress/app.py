@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         connection_params_retry_window=settings.connection_params.retry_window,
         veraid_trust_anchors=settings.veraid_trust_anchors,
         pairing_history_events=settings.pairing_history_events,
+        dedup_window=settings.dedup_window,
     )
 
     @app.before_serving
@@ -189,8 +190,9 @@ async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> Non
         return
     if not isinstance(decision, StartOnce):
         raise TypeError(f"Unknown hand-over decision: {type(decision).__name__}")  # a bug
-    # Running: USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE makes it
-    # fail with WorkflowAlreadyStartedError (until the namespace's retention drops it).
+    # Running (doing its work, or remembering its parcel for the dedup window, see
+    # workflows.remember): USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE
+    # makes it fail with WorkflowAlreadyStartedError (until the namespace's retention drops it).
     await client.start_workflow(
         decision.workflow,
         decision.start_input,

@@ -91,6 +91,8 @@ class RoutingOptions:
     # routing itself, which runs on the ingress's event loop.
     verification_cache: veraid.VerificationCache = field(default_factory=veraid.VerificationCache)
     pairing_history_events: int = MAX_HISTORY_EVENTS
+    # How long a taken parcel has no second effect (DEDUP_WINDOW_SECONDS), for every type.
+    dedup_window: timedelta = timedelta(days=7)
 
 
 WorkflowT = TypeVar("WorkflowT")
@@ -196,6 +198,7 @@ def _legacy_pairing_request(
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
+            dedup_window_seconds=options.dedup_window.total_seconds(),
         ),
         signal=LegacyContactPairing.pairing_request,
         signal_input=PairingRequestReceived(
@@ -239,6 +242,7 @@ def _connection_params_request(
             domain_name=request.domain_name,
             ascii_domain_name=request.ascii_domain_name,
             retry_seconds=options.connection_params_retry_window.total_seconds(),
+            dedup_window_seconds=options.dedup_window.total_seconds(),
         ),
         log_fields={"internetAddress": request.ascii_domain_name},
         search_attributes=visibility.at_start(visibility.CONNECTION_PARAMS),
@@ -270,6 +274,7 @@ def _contact_pairing_request(
                 server_endpoint_id=message.recipient_id,
                 reason=verdict.reason.name,
                 failure_b64=base64.b64encode(verdict.failure_message).decode("ascii"),
+                dedup_window_seconds=options.dedup_window.total_seconds(),
             ),
             log_fields={"reason": verdict.reason.name, "explanation": verdict.explanation},
             search_attributes=visibility.at_start(visibility.PAIRING_REFUSAL),
@@ -289,6 +294,7 @@ def _signal_verified_pair(
             veraid_ids=sorted((requester, target)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
+            dedup_window_seconds=options.dedup_window.total_seconds(),
         ),
         signal=VeraidContactPairing.pairing_request,
         signal_input=PairingRequestReceived(
@@ -344,7 +350,9 @@ def _account_request(
     )
 
 
-def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Decision:
+def _pairing_authorisation(
+    message: IncomingServiceMessage, options: RoutingOptions, legacy: bool
+) -> Decision:
     # One DER parse and one RSA verification (the PDA is signed by the granter), bounded by
     # awala.private_endpoint_conn_params; it decides the recipient.
     try:
@@ -369,6 +377,7 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
             recipient_endpoint_id=routing.grantee_id,
             content_type=content_type,
             content_b64=base64.b64encode(content).decode("ascii"),
+            dedup_window_seconds=options.dedup_window.total_seconds(),
         ),
         log_fields={"granterId": routing.granter_id, "granteeId": routing.grantee_id},
         search_attributes=visibility.at_start(visibility.AUTHORISATION),
@@ -379,13 +388,13 @@ def _pairing_authorisation(message: IncomingServiceMessage, legacy: bool) -> Dec
 def _current_pairing_authorisation(
     message: IncomingServiceMessage, options: RoutingOptions, now: datetime
 ) -> Decision:
-    return _pairing_authorisation(message, legacy=False)
+    return _pairing_authorisation(message, options, legacy=False)
 
 
 def _legacy_pairing_authorisation(
     message: IncomingServiceMessage, options: RoutingOptions, now: datetime
 ) -> Decision:
-    return _pairing_authorisation(message, legacy=True)
+    return _pairing_authorisation(message, options, legacy=True)
 
 
 _Handler = Callable[[IncomingServiceMessage, RoutingOptions, datetime], Decision]

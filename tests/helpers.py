@@ -6,18 +6,22 @@ Also where the test session's worker keeps pairing requests. The agents themselv
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from awala.service_messages import INCOMING_SERVICE_MESSAGE_TYPE
 from infra.agents import Agent
 from letro.content_types import PAIRING_REQUEST_TMP
+
+ResultT = TypeVar("ResultT")
 
 SERVER_ENDPOINT_ID = "0letroserver" + "0" * 52
 
@@ -68,3 +72,26 @@ async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
     history = await handle.fetch_history()
     signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     return sum(event.event_type == signalled for event in history.events)
+
+
+async def one_shot_outcome(
+    client: Client, workflow_id: str, result_type: type[ResultT], deadline: float = 30
+) -> ResultT:
+    """What a one-shot workflow concluded, once it has: its result if it completed, else the
+    ``outcome`` its remembering run (workflows.remember) answers while the window is open."""
+    handle = client.get_workflow_handle(workflow_id, result_type=result_type)
+    async with asyncio.timeout(deadline):
+        while True:
+            try:
+                description = await handle.describe()
+            except RPCError as error:  # not started yet
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            else:
+                if description.workflow_type == "RememberParcel":
+                    outcome: ResultT = await handle.query("outcome", result_type=result_type)
+                    return outcome
+                if description.status == WorkflowExecutionStatus.COMPLETED:
+                    result: ResultT = await handle.result()
+                    return result
+            await asyncio.sleep(0.1)

@@ -10,11 +10,12 @@ and writes its history to ``tests/histories/<workflow type>.<branch>.json``
 ``-k`` selects the cases to record. Without ``RECORD_HISTORIES=1`` every test here is skipped,
 and the module is not named ``test_*.py``, so a plain ``pytest`` (CI) never collects it.
 
-Pair workflows linger after their last request (``PairingInput.dedup_window_seconds``, one
-hour, which is not a setting): to record a closed run, the first request of a pair is handed
-over by the ingress's own routing and hand-over code with that window shortened; the second
-goes through the ingress over HTTP. Ids are short and fixed, so a new recording of an
-unchanged workflow differs only in keys, times and run ids.
+Pair workflows remember their parcels for the dedup window (``PairingInput.dedup_window_seconds``,
+a week in service): to record a closed run, the first request of a pair is handed over by the
+ingress's own routing and hand-over code with that window shortened; the second goes through
+the ingress over HTTP. One-shot workflows remember theirs in a ``RememberParcel`` run: those
+cases go through an ingress whose ``DEDUP_WINDOW_SECONDS`` is short. Ids are short and fixed,
+so a new recording of an unchanged workflow differs only in keys, times and run ids.
 """
 
 from __future__ import annotations
@@ -389,7 +390,7 @@ def account_ingress(
     worker = start_account_worker(
         "letro-accounts-recording",
         VAUTH_RETRY_TIMEOUT_SECONDS=str(AUTHORITY_RETRY_SECONDS),
-        ACCOUNT_REQUEST_DEDUP_SECONDS=str(ACCOUNT_DEDUP_SECONDS),
+        DEDUP_WINDOW_SECONDS=str(ACCOUNT_DEDUP_SECONDS),
     )
     return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue)
 
@@ -602,3 +603,93 @@ async def test_connection_params(
     assert (outcome.content_type, outcome.gave_up_after_retries) == (content_type, gave_up)
     assert isinstance(outcome, ConnectionParamsOutcome)
     await save(handle, branch)
+
+
+# --- Remembering for the dedup window: the patched branches -------------------------------------
+
+
+async def continued(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+    """``handle``'s first run, once it has continued as new."""
+    description = await handle.describe()
+    first_run = description.raw_description.workflow_execution_info.first_run_id
+    run = handle._client.get_workflow_handle(handle.id, run_id=first_run)
+
+    async def done() -> bool:
+        return (await run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+    await until(done)
+    return run
+
+
+@pytest.fixture(scope="module")
+def remembering_ingress(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
+    return start_ingress(
+        TEMPORAL_TASK_QUEUE=http_worker.task_queue, DEDUP_WINDOW_SECONDS=str(int(LINGER_SECONDS))
+    )
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+async def test_pair_match_then_forget(
+    kind: str,
+    http: httpx.AsyncClient,
+    temporal_client: Client,
+    ingress: Ingress,
+    http_worker: Worker,
+    routing: RoutingOptions,
+    veraid_org: VeraidOrg,
+) -> None:
+    """Since the patches: the first store reads MongoDB back, and the match continues as new."""
+    workflow, make_pair = PAIR_KINDS[kind]
+    pair = make_pair(veraid_org, f"{kind[0]}f")
+    handle = temporal_client.get_workflow_handle_for(workflow.run, pair.workflow_id)
+    await hand_over_lingering_briefly(temporal_client, pair.first, routing, http_worker.task_queue)
+    await until(lambda: pending(handle))
+    await pair.second.post(http, ingress)
+
+    matched = await continued(handle)
+    assert await closed(handle) == PairingOutcome(matches=1, expirations=0)
+    await save(matched, "match-then-continue-as-new")
+
+
+async def test_forward_then_remember(
+    http: httpx.AsyncClient, temporal_client: Client, remembering_ingress: Ingress
+) -> None:
+    granter, grantee = new_rsa_key(), new_rsa_key()
+    await post(
+        http,
+        remembering_ingress,
+        sender_id=endpoint_id(granter),
+        content_type=PAIRING_AUTH,
+        content=connection_params(granter, grantee),
+        parcel_id="p1",
+    )
+    handle = temporal_client.get_workflow_handle(
+        forwarding.workflow_id_for(endpoint_id(granter), "p1")
+    )
+    forwarded = await continued(handle)
+
+    await closed(handle)
+    await save(forwarded, "forward-then-remember")
+    await save(handle, "remembered")
+
+
+async def test_refusal_then_remember(
+    http: httpx.AsyncClient,
+    temporal_client: Client,
+    remembering_ingress: Ingress,
+    veraid_org: VeraidOrg,
+) -> None:
+    alice = VeraidAgent(veraid_org, "rr-a", new_rsa_key())
+    await post(
+        http,
+        remembering_ingress,
+        sender_id=alice.endpoint_id,
+        content_type=CONTACT_PAIRING_REQUEST,
+        content=alice.pairing_request(alice.veraid_id),
+        parcel_id="p1",
+    )
+    handle = temporal_client.get_workflow_handle(refusal_workflow_id(alice.endpoint_id, "p1"))
+    refused = await continued(handle)
+
+    assert await closed(handle) == {"reason": "INVALID_TARGET_VERAID"}
+    await save(refused, "failure-reply-then-remember")

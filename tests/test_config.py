@@ -316,7 +316,7 @@ def test_account_creation_settings() -> None:
             "ACCOUNT_NAME_ATTEMPTS": "5",
             "VAUTH_RETRY_TIMEOUT_SECONDS": "60",
             "VAUTH_RETRY_MAX_INTERVAL_SECONDS": "2",
-            "ACCOUNT_REQUEST_DEDUP_SECONDS": "3600",
+            "DEDUP_WINDOW_SECONDS": "3600",
         },
     ).accounts
     assert accounts.vauth_api_url == "https://authority.example/"
@@ -329,6 +329,20 @@ def test_account_creation_settings() -> None:
     assert (accounts.name_attempts, accounts.authority_retry_seconds) == (5, 60)
     assert accounts.dedup_window_seconds == 3600
     assert accounts.authority_retry_max_interval_seconds == 2
+
+
+def test_the_dedup_window_defaults_to_a_week_for_every_message_type() -> None:
+    settings = load_settings("ingress", MINIMAL)
+    assert settings.dedup_window == timedelta(days=7)
+    assert settings.accounts.dedup_window_seconds == 7 * 86400
+
+
+def test_the_retired_account_dedup_variable_is_refused_naming_its_successor() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings("ingress", {**MINIMAL, "ACCOUNT_REQUEST_DEDUP_SECONDS": "3600"})
+    assert error.value.problems == [
+        "ACCOUNT_REQUEST_DEDUP_SECONDS was replaced by DEDUP_WINDOW_SECONDS: set that instead"
+    ]
 
 
 def test_account_creation_problems() -> None:

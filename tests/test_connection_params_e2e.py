@@ -49,7 +49,7 @@ from tests.connparams_servers import (
     ipv6_loopback_available,
     start_counting_listener,
 )
-from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
+from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, one_shot_outcome
 from workflows.connection_params import (
     ConnectionParamsRetrieval,
     workflow_id_for,
@@ -123,9 +123,7 @@ async def reply_to(sink: Sink, request: Request, deadline: float = REPLY_TIMEOUT
 
 
 async def outcome_of(client: Client, request: Request) -> ConnectionParamsOutcome:
-    handle = client.get_workflow_handle(request.workflow_id, result_type=ConnectionParamsOutcome)
-    outcome: ConnectionParamsOutcome = await handle.result()
-    return outcome
+    return await one_shot_outcome(client, request.workflow_id, ConnectionParamsOutcome)
 
 
 def worker_log_lines(deployment: Deployment, workflow_id: str) -> list[dict[str, Any]]:

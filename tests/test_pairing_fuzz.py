@@ -49,7 +49,7 @@ from letro.content_types import (
     PAIRING_AUTH_TMP,
 )
 from tests.conftest import Ingress, Worker
-from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers
+from tests.helpers import SERVER_ENDPOINT_ID, binary_event_headers, one_shot_outcome
 
 _GRANTER, _GRANTEE = new_rsa_key(), new_rsa_key()
 VALID_PARAMS = connection_params(_GRANTER, _GRANTEE)
@@ -207,10 +207,9 @@ async def _every_request_handled(
                 signals_per_pair[decision.workflow_id] += 1
                 continue
             assert isinstance(decision, StartOnce)
-            handle = client.get_workflow_handle(
-                decision.workflow_id, result_type=ContactPairingRefusalOutcome
+            outcome = await one_shot_outcome(
+                client, decision.workflow_id, ContactPairingRefusalOutcome
             )
-            outcome: ContactPairingRefusalOutcome = await handle.result()
             assert outcome.reason
         for workflow_id, count in signals_per_pair.items():
             handle = client.get_workflow_handle(workflow_id)

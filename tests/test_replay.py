@@ -15,6 +15,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -152,8 +153,10 @@ class LegacyUpsertingOnEveryStore(LegacyContactPairing):
     async def run(self, state: PairingInput) -> PairingOutcome:
         return await self._run(state)
 
-    async def _store(self, items: Sequence[WaitingRequest]) -> None:
-        await super()._store(items)
+    async def _store(
+        self, items: Sequence[WaitingRequest], pending: dict[str, WaitingRequest], ttl: timedelta
+    ) -> None:
+        await super()._store(items, pending, ttl)
         workflow.upsert_search_attributes([visibility.PENDING.value_set(True)])
 
 

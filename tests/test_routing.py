@@ -80,7 +80,9 @@ def signal_to_pair(
     ids = sorted([requester, target])
     assert decision.workflow == workflow.run
     assert decision.workflow_id == f"{prefix}:{ids[0]}:{ids[1]}"
-    assert decision.start_input == PairingInput(veraid_ids=ids, request_ttl_seconds=90 * 86400)
+    assert decision.start_input == PairingInput(
+        veraid_ids=ids, request_ttl_seconds=90 * 86400, dedup_window_seconds=7 * 86400
+    )
     # The name running pairs know their requests by: the method must keep it.
     assert decision.signal_name == "pairing_request"
     return decision.signal_input
@@ -274,6 +276,7 @@ def test_authorisation_is_forwarded_with_the_type_received(content_type: str) ->
         recipient_endpoint_id=endpoint_id(GRANTEE),
         content_type=content_type,
         content_b64=base64.b64encode(PARAMS).decode(),
+        dedup_window_seconds=7 * 86400,
     )
 
 

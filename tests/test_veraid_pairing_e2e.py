@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo import AsyncMongoClient
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 import veraid
@@ -32,9 +32,11 @@ from tests.conftest import Ingress, Sink, StartIngress, Worker
 from tests.helpers import (
     SERVER_ENDPOINT_ID,
     binary_event_headers,
+    one_shot_outcome,
     requests_collection,
     signal_count,
 )
+from workflows.remember import RememberParcel
 from workflows.veraid_pairing import (
     ContactPairingRefusal,
     VeraidContactPairing,
@@ -68,19 +70,10 @@ async def send(
 
 
 async def refusal_reason(client: Client, sender_id: str, parcel_id: str) -> str:
-    """Wait for the parcel's refusal workflow to finish and say what reason it sent."""
-    handle = client.get_workflow_handle(
-        refusal_workflow_id(sender_id, parcel_id), result_type=ContactPairingRefusalOutcome
-    )
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            try:
-                result: ContactPairingRefusalOutcome = await handle.result()
-                return result.reason
-            except RPCError as error:  # not started yet
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                await asyncio.sleep(0.1)
+    """Wait for the parcel's refusal workflow to conclude and say what reason it sent."""
+    workflow_id = refusal_workflow_id(sender_id, parcel_id)
+    result = await one_shot_outcome(client, workflow_id, ContactPairingRefusalOutcome, TIMEOUT)
+    return result.reason
 
 
 async def refusal_logged(log_file: Path | None, parcel_id: str) -> dict[str, Any]:
@@ -553,7 +546,7 @@ async def test_workflows_replay_deterministically(
     reason = await refusal_reason(temporal_client, bob.endpoint_id, parcel_id)
     assert reason == ContactPairingFailureReason.INVALID_TARGET_VERAID.name
 
-    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRefusal])
+    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRefusal, RememberParcel])
     pair = temporal_client.get_workflow_handle(
         workflow_id_for(pairing_key(alice.veraid_id), pairing_key(bob.veraid_id))
     )

@@ -8,7 +8,8 @@ after the request arrived; then the endpoint is reported misconfigured too, with
 log line, so the agent always gets an answer.
 
 The workflow id is derived from the parcel, so a redelivered event maps to the same
-workflow and the ingress's start is then a no-op.
+workflow and the ingress's start is then a no-op; once it has answered, the workflow
+remembers the parcel for the dedup window (``workflows.remember``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
     from metrics import CONNECTION_PARAMS_OUTCOMES, count
     from workflows import visibility
+    from workflows.remember import remember_parcel
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "connection-params"
@@ -64,6 +66,7 @@ def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
 class ConnectionParamsRetrieval:
     @workflow.run
     async def run(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
+        taken_at = workflow.now()
         outcome = await self._answer(request)
         count(
             workflow.metric_meter(),
@@ -77,6 +80,7 @@ class ConnectionParamsRetrieval:
             visibility.record(
                 outcome="gave-up" if outcome.gave_up_after_retries else "misconfigured"
             )
+        remember_parcel(taken_at, request.dedup_window_seconds, outcome)
         return outcome
 
     async def _answer(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:

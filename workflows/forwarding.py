@@ -2,7 +2,8 @@
 
 The ingress has already checked the message (it is cheap: one DER parse and a hash) and
 chosen recipient, type and content; the workflow only makes the emission durable. Its id
-comes from the sender and parcel, so a redelivered message is not forwarded twice.
+comes from the sender and parcel, so a redelivered message is not forwarded twice: once the
+message is sent, the workflow remembers the parcel for the dedup window (workflows.remember).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contract.messages import Forwarding
     from workflows import visibility
+    from workflows.remember import remember_parcel
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "forward"
@@ -25,6 +27,7 @@ def workflow_id_for(sender_id: str, parcel_id: str) -> str:
 class ForwardServiceMessage:
     @workflow.run
     async def run(self, forwarding: Forwarding) -> None:
+        taken_at = workflow.now()
         await emit(
             outgoing_message(
                 event_id=event_id("forward"),
@@ -35,3 +38,4 @@ class ForwardServiceMessage:
             )
         )
         visibility.record(outcome="forwarded")
+        remember_parcel(taken_at, forwarding.dedup_window_seconds)

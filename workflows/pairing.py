@@ -4,14 +4,26 @@ Both requests of a pair are signalled (with signal-with-start) to the same workf
 they meet in one place whatever their order or timing: a race can neither lose nor
 duplicate a match. The workflow mirrors its pending request in MongoDB, sends each side
 the other's details once both have asked, and forgets a request 90 days after it was
-first received. It then lingers for a while, remembering the parcels it consumed, so a
-broker's late redelivery of a request it already matched has no effect.
+first received.
+
+MongoDB is read back too: a fresh run's first store returns what the collection holds for
+the pair (in the same local activity, so a pair costs no extra step), and a stored
+counterpart, written by the original server or by a run Temporal terminated, matches as if
+it had been signalled, expiring 90 days after its own creation date.
+
+Every parcel taken is remembered, by a digest and the time it was taken, for the dedup
+window (``DEDUP_WINDOW_SECONDS``), so a broker's late redelivery has no effect. Right after
+a match the workflow continues as new carrying only those digests, so the requests' ids,
+keys and bundles leave with the old run's history, which the namespace's retention deletes;
+the new run waits until the window closes, and a new request (a re-pair) works there as in
+any run.
 """
 
 import asyncio
 import base64
+import hashlib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import MetricCounter
@@ -25,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         PairingRequestsToDelete,
         PairingStatus,
         PendingPairingRequest,
+        StoredPair,
+        TakenParcel,
         WaitingRequest,
     )
     from metrics import (
@@ -46,8 +60,17 @@ with workflow.unsafe.imports_passed_through():
 # the replay tests run recorded histories through them. The other workflows keep the
 # sandbox: they see one message each, where its cost does not matter.
 SANDBOXED = False
-# Parcels remembered for deduplication; far more than one pair ever sends between matches.
-MAX_REMEMBERED_PARCELS = 64
+# Parcels remembered for deduplication are pruned by time (the dedup window); this cap only
+# bounds what an abusive sender can make a pair carry (about 80 bytes each). A genuine pair
+# sends a handful of parcels a week; when the cap bites, the oldest go, with a warning.
+MAX_REMEMBERED_PARCELS = 1_000
+# A digest is this many hex digits of the SHA-256 of a parcel's dedup key: 128 bits, so two
+# parcels cannot be mistaken for each other, and nothing says whose parcel it was.
+_DIGEST_HEX_DIGITS = 32
+# Patches (see README, "Changing a workflow"). After a match, continue as new at once with
+# only the parcels' digests; and a fresh run's first store reads back the stored requests.
+FORGET_AFTER_MATCH = "pair-continue-as-new-after-match"
+READ_BACK_STORED = "pair-read-back-stored-requests"
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. MongoDB failures
@@ -82,6 +105,8 @@ class PairWorkflow:
         self._redeliveries_ignored = 0
         self._requests_handled = 0
         self._instruments: dict[str, MetricCounter] = {}
+        self._taken: dict[str, datetime] = {}  # digest: when taken, oldest first
+        self._unread = False  # MongoDB not read back yet in this run
 
     # Named after its signal: the SDK names the signal after the method, and the ingress
     # reads the name from the method it signals with. Renaming it would strand the requests
@@ -98,6 +123,7 @@ class PairWorkflow:
             expirations=self._state.expirations,
             redeliveries_ignored=self._redeliveries_ignored,
             requests_handled=self._requests_handled,
+            remembered_parcels=len(self._taken),
         )
 
     def _match_message(
@@ -112,15 +138,20 @@ class PairWorkflow:
         # Carried requests go first: they were signalled before anything this run received.
         self._inbox[:0] = state.inbox
         state.inbox = []
-        seen = list(state.seen_parcels)
+        self._taken = _carried_parcels(state, workflow.now())
         ttl = timedelta(seconds=state.request_ttl_seconds)
+        window = timedelta(seconds=state.dedup_window_seconds)
+        # Only a fresh start can find in MongoDB what this workflow does not know: a
+        # continued run was handed everything its predecessor stored.
+        self._unread = workflow.info().continued_run_id is None
         idle_since = workflow.now()
 
         while True:
             if pending:
                 deadline = min(item.first_received for item in pending.values()) + ttl
             else:
-                deadline = idle_since + timedelta(seconds=state.dedup_window_seconds)
+                # Every parcel taken so far was taken by then (pruned on their own times).
+                deadline = idle_since + window
             timeout = max(deadline - workflow.now(), timedelta(0))
             try:
                 await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
@@ -137,29 +168,36 @@ class PairWorkflow:
                 idle_since = workflow.now()
                 continue
 
-            new = self._take_new_requests(seen)
+            new = self._take_new_requests(window)
             self._requests_handled += len(new)
             self._count(PAIRING_REQUESTS, len(new))
             updated = self._fold(new, pending)
+            if updated and len(pending) < 2:
+                await self._store(updated, pending, ttl)
+                if len(pending) < 2:
+                    visibility.record(pending=True)  # a command only when it was not already
             if len(pending) == 2:
                 await self._deliver_match(list(pending.values()), state.matches)
                 state.matches += 1
                 self._count(PAIRING_MATCHES)
                 pending.clear()
                 visibility.record(outcome="matched", pending=False)
-            elif updated:
-                await self._store(updated)
-                visibility.record(pending=True)  # a command only when it was not already
+                if workflow.patched(FORGET_AFTER_MATCH):
+                    # The matched requests stay in this run's history only.
+                    self._continue_as_new(state)
             idle_since = workflow.now()
 
-            if not self._history_is_long():
-                continue
-            # Whatever arrived while this batch was handled goes along unread; nothing awaits
-            # between here and the call, so no signal can slip in unprocessed.
-            state.pending = list(pending.values())
-            state.seen_parcels = seen
-            state.inbox = list(self._inbox)
-            workflow.continue_as_new(state)
+            if self._history_is_long():
+                self._continue_as_new(state)
+
+    def _continue_as_new(self, state: PairingInput) -> None:
+        # Whatever arrived while this batch was handled goes along unread; nothing awaits
+        # between here and the call, so no signal can slip in unprocessed.
+        state.pending = list(self._pending.values())
+        state.taken_parcels = [TakenParcel(digest, at) for digest, at in self._taken.items()]
+        state.seen_parcels = []
+        state.inbox = list(self._inbox)
+        workflow.continue_as_new(state)
 
     def _count(self, counter: Counter, value: int = 1) -> None:
         # Made once per workflow instance: making an instrument is a call into the SDK's
@@ -177,21 +215,33 @@ class PairWorkflow:
             or info.get_current_history_length() >= self._state.max_history_events
         )
 
-    def _take_new_requests(self, seen: list[str]) -> list[PairingRequestReceived]:
-        """Empty the inbox; return the requests whose parcels this pair has not seen yet."""
+    def _take_new_requests(self, window: timedelta) -> list[PairingRequestReceived]:
+        """Empty the inbox; return the requests whose parcels this pair has not taken yet."""
+        now = workflow.now()
+        taken = self._taken
+        for digest in [digest for digest, at in taken.items() if at + window <= now]:
+            del taken[digest]  # out of the window: a new delivery of it is a new message
         new: list[PairingRequestReceived] = []
         for request in self._inbox:
-            if request.dedup_key in seen:
+            digest = parcel_digest(request.dedup_key)
+            if digest in taken:
                 self._redeliveries_ignored += 1
                 self._count(PAIRING_REDELIVERIES)
                 workflow.logger.info(
                     "Ignored redelivered pairing request", extra={"parcelId": request.parcel_id}
                 )
                 continue
-            seen.append(request.dedup_key)
+            taken[digest] = now
             new.append(request)
         self._inbox.clear()
-        del seen[:-MAX_REMEMBERED_PARCELS]
+        if len(taken) > MAX_REMEMBERED_PARCELS:
+            excess = len(taken) - MAX_REMEMBERED_PARCELS
+            for digest in list(taken)[:excess]:  # insertion order: the oldest first
+                del taken[digest]
+            workflow.logger.warning(
+                "Pair took more parcels than it can remember; forgot the oldest",
+                extra={"forgotten": excess, "remembered": MAX_REMEMBERED_PARCELS},
+            )
         return new
 
     def _fold(
@@ -215,8 +265,13 @@ class PairWorkflow:
             )
         return list(updated.values())
 
-    async def _store(self, items: Sequence[WaitingRequest]) -> None:
-        await asyncio.gather(
+    async def _store(
+        self, items: Sequence[WaitingRequest], pending: dict[str, WaitingRequest], ttl: timedelta
+    ) -> None:
+        """Mirror ``items`` in MongoDB; on a fresh run's first store, take up what is there."""
+        read = self._unread and workflow.patched(READ_BACK_STORED)
+        self._unread = False
+        results = await asyncio.gather(
             *(
                 workflow.execute_local_activity_method(
                     PairingRequestStore.store,
@@ -228,13 +283,46 @@ class PairWorkflow:
                         first_received=item.first_received,
                         kind=self.KIND,
                         signature_bundle_b64=item.request.signature_bundle_b64 or None,
+                        read_counterpart=read and index == 0,
                     ),
                     start_to_close_timeout=_STORE_TIMEOUT,
                     retry_policy=RETRY_FOREVER,
                 )
-                for item in items
+                for index, item in enumerate(items)
             )
         )
+        if read and results[0] is not None:
+            self._take_up(items[0], results[0], pending, ttl)
+
+    def _take_up(
+        self,
+        item: WaitingRequest,
+        stored: StoredPair,
+        pending: dict[str, WaitingRequest],
+        ttl: timedelta,
+    ) -> None:
+        """Fold in what MongoDB held: the request's own creation date, and its counterpart."""
+        requester = item.request.requester_veraid_id
+        if item.first_received > stored.first_received > workflow.now() - ttl:
+            # Stored before this run (a resend): it expires from when it was first stored.
+            pending[requester] = WaitingRequest(item.request, stored.first_received)
+        counterpart = stored.counterpart
+        if counterpart is None or counterpart.requester_veraid_id in pending:
+            return
+        log_fields = {
+            "requesterVeraidId": counterpart.requester_veraid_id,
+            "targetVeraidId": counterpart.target_veraid_id,
+            "creationDate": counterpart.first_received.isoformat(),
+        }
+        if counterpart.first_received + ttl <= workflow.now():
+            # MongoDB's TTL index removes it a day after its expiry; it must not match.
+            workflow.logger.info("Stored contact request already expired", extra=log_fields)
+            return
+        pending[counterpart.requester_veraid_id] = WaitingRequest(
+            _received(counterpart, server_endpoint_id=item.request.server_endpoint_id),
+            counterpart.first_received,
+        )
+        workflow.logger.info("Stored contact request taken up", extra=log_fields)
 
     async def _deliver_match(self, pair: Sequence[WaitingRequest], match_number: int) -> None:
         first, second = (item.request for item in pair)
@@ -293,3 +381,34 @@ class PairWorkflow:
             start_to_close_timeout=_STORE_TIMEOUT,
             retry_policy=RETRY_FOREVER,
         )
+
+
+def parcel_digest(dedup_key: str) -> str:
+    """What a pair remembers of a parcel it took: nothing that says whose it was."""
+    return hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()[:_DIGEST_HEX_DIGITS]
+
+
+def _carried_parcels(state: PairingInput, now: datetime) -> dict[str, datetime]:
+    """The parcels taken by earlier runs, by digest, oldest first."""
+    taken = {parcel.digest: parcel.taken for parcel in state.taken_parcels}
+    # A run started before the digests carried the keys themselves, without their times.
+    for key in state.seen_parcels:
+        taken.setdefault(parcel_digest(key), now)
+    return taken
+
+
+def _received(stored: PendingPairingRequest, *, server_endpoint_id: str) -> PairingRequestReceived:
+    """A stored request as if it had been signalled; its parcel is unknown (and taken).
+
+    Stored requests do not say which of our endpoints they were sent to: the request that
+    found them was sent to the same server, so the match comes from that endpoint.
+    """
+    return PairingRequestReceived(
+        parcel_id="",
+        server_endpoint_id=server_endpoint_id,
+        requester_endpoint_id=stored.requester_endpoint_id,
+        requester_veraid_id=stored.requester_veraid_id,
+        target_veraid_id=stored.target_veraid_id,
+        requester_id_key_b64=stored.requester_id_key_b64,
+        signature_bundle_b64=stored.signature_bundle_b64 or "",
+    )

@@ -1,0 +1,385 @@
+"""Deduplication for the whole window, and MongoDB read back, through the real stack.
+
+An ingress with a short ``DEDUP_WINDOW_SECONDS`` (the old pair linger was an hour, and one-shot
+workflows relied on the namespace's retention), the session's worker, Temporal, mongod and
+the recording sink; original-server documents are written into mongod directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+
+from contract.pairing import PairingStatus
+from infra.agents import (
+    VeraidAgent,
+    VeraidOrg,
+    connection_params,
+    endpoint_id,
+    new_agent,
+    new_rsa_key,
+    new_veraid_agent,
+    spki,
+)
+from letro.content_types import CONTACT_PAIRING_REQUEST, PAIRING_AUTH
+from letro.veraid_ids import pairing_key
+from tests.conftest import Ingress, Sink, StartIngress, Worker
+from tests.helpers import binary_event_headers, requests_collection, send_pairing_request
+from workflows import forwarding, legacy_pairing, veraid_pairing
+
+pytestmark = pytest.mark.integration
+
+WINDOW_SECONDS = 5
+TTL_SECONDS = 6
+TIMEOUT = 20.0
+
+
+@pytest.fixture(scope="module")
+def short_window(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
+    return start_ingress(
+        TEMPORAL_TASK_QUEUE=http_worker.task_queue,
+        DEDUP_WINDOW_SECONDS=str(WINDOW_SECONDS),
+        PAIRING_REQUEST_TTL_SECONDS=str(TTL_SECONDS),
+    )
+
+
+async def post(
+    http: httpx.AsyncClient,
+    ingress: Ingress,
+    sender: str,
+    content_type: str,
+    body: bytes,
+    parcel: str,
+) -> None:
+    headers = binary_event_headers(sender_id=sender, content_type=content_type, parcel_id=parcel)
+    response = await http.post(ingress.url, headers=headers, content=body)
+    assert response.status_code == 204, response.text
+
+
+async def status_of(client: Client, workflow_id: str) -> PairingStatus:
+    status: PairingStatus = await client.get_workflow_handle(workflow_id).query(
+        "status", result_type=PairingStatus
+    )
+    return status
+
+
+async def until_status(client: Client, workflow_id: str, check: Any) -> PairingStatus:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            try:
+                status = await status_of(client, workflow_id)
+                if check(status):
+                    return status
+            except RPCError:  # not started yet
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def until_closed(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            status = (await handle.describe()).status
+            if status != WorkflowExecutionStatus.RUNNING:
+                return status
+            await asyncio.sleep(0.2)
+
+
+async def remembering(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+    """Once the one-shot workflow has continued as new into ``RememberParcel``: its status."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            description = await handle.describe()
+            if description.workflow_type == "RememberParcel":
+                return description.status
+            await asyncio.sleep(0.1)
+
+
+async def run_count(client: Client, workflow_id: str) -> int:
+    return len([run async for run in client.list_workflows(f"WorkflowId = '{workflow_id}'")])
+
+
+async def history_blobs(handle: WorkflowHandle[Any, Any]) -> list[bytes]:
+    """The current run's history, and every payload in it decoded."""
+    text = (await handle.fetch_history()).to_json()
+    return [text.encode(), *_payloads(json.loads(text))]
+
+
+def _payloads(node: object) -> Iterator[bytes]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                yield base64.b64decode(value)
+            else:
+                yield from _payloads(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _payloads(item)
+
+
+def absent(blobs: list[bytes], *secrets: bytes | str) -> bool:
+    for secret in secrets:
+        raw = secret.encode() if isinstance(secret, str) else secret
+        for form in (raw, base64.b64encode(raw)):
+            if any(form in blob for blob in blobs):
+                return False
+    return True
+
+
+# --- Pairs -------------------------------------------------------------------------------------
+
+
+async def test_legacy_redelivery_is_ignored_for_the_window_then_is_a_new_request(
+    http: httpx.AsyncClient, short_window: Ingress, sink: Sink, temporal_client: Client
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    workflow_id = legacy_pairing.workflow_id_for(alice.veraid_id, bob.veraid_id)
+    await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
+    await send_pairing_request(http, short_window.url, bob, alice, parcel_id="pb")
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(bob.endpoint_id)), TIMEOUT)
+    matched_at = time.monotonic()
+
+    # The run remembering the parcels holds neither side's endpoint id nor key.
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    status = await until_status(temporal_client, workflow_id, lambda s: s.remembered_parcels)
+    assert (status.matches, status.remembered_parcels, status.pending_requesters) == (1, 2, [])
+    blobs = await history_blobs(handle)
+    assert absent(blobs, alice.endpoint_id, bob.endpoint_id, alice.id_key, bob.id_key)
+
+    await asyncio.sleep(2)  # past the match, inside the window
+    await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
+    status = await until_status(temporal_client, workflow_id, lambda s: s.redeliveries_ignored)
+    assert (status.redeliveries_ignored, status.pending_requesters) == (1, [])
+    assert len(sink.recorder.to(alice.endpoint_id)) == len(sink.recorder.to(bob.endpoint_id)) == 1
+
+    # Once the window has closed, the same parcel is a new request.
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
+    assert time.monotonic() - matched_at >= WINDOW_SECONDS - 1
+    await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
+    status = await until_status(
+        temporal_client, workflow_id, lambda s: s.pending_requesters == [alice.veraid_id]
+    )
+    assert status.matches == 0
+    assert await run_count(temporal_client, workflow_id) == 3  # matched, remembered, new
+
+
+async def test_veraid_match_leaves_no_bundle_in_the_running_workflow(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    veraid_org: VeraidOrg,
+) -> None:
+    alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
+    alice_bundle, bob_bundle = (
+        alice.pairing_request(bob.veraid_id),
+        bob.pairing_request(alice.veraid_id),
+    )
+    workflow_id = veraid_pairing.workflow_id_for(
+        pairing_key(alice.veraid_id), pairing_key(bob.veraid_id)
+    )
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, alice_bundle, "va")
+    await post(http, short_window, bob.endpoint_id, CONTACT_PAIRING_REQUEST, bob_bundle, "vb")
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(alice.endpoint_id)), TIMEOUT)
+    await until_status(temporal_client, workflow_id, lambda s: s.remembered_parcels == 2)
+
+    blobs = await history_blobs(temporal_client.get_workflow_handle(workflow_id))
+    assert absent(blobs, alice_bundle, bob_bundle, alice.endpoint_id, bob.endpoint_id)
+    assert absent(blobs, spki(alice.endpoint_key), spki(bob.endpoint_key))
+
+    for agent, bundle, parcel in ((alice, alice_bundle, "va"), (bob, bob_bundle, "vb")):
+        await post(http, short_window, agent.endpoint_id, CONTACT_PAIRING_REQUEST, bundle, parcel)
+    status = await until_status(temporal_client, workflow_id, lambda s: s.redeliveries_ignored == 2)
+    assert (status.matches, status.pending_requesters) == (1, [])
+    assert len(sink.recorder.to(alice.endpoint_id)) == len(sink.recorder.to(bob.endpoint_id)) == 1
+
+
+# --- MongoDB read back ---------------------------------------------------------------------------
+
+
+def original_document(
+    requester: str, target: str, endpoint: str, key: bytes, created: datetime, bundle: bytes | None
+) -> dict[str, Any]:
+    """A request as the original TypeScript server stored it: no kind, its own creation date."""
+    document: dict[str, Any] = {
+        "requesterVeraId": requester,
+        "targetVeraId": target,
+        "requesterEndpointId": endpoint,
+        "requesterIdKey": key,
+        "creationDate": created,
+        "__v": 0,
+    }
+    if bundle is not None:
+        document["signatureBundle"] = bundle
+    return document
+
+
+async def test_original_legacy_document_matches_after_cut_over(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    sink: Sink,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    collection = requests_collection(mongo_client)
+    created = datetime.now(UTC) - timedelta(seconds=1)
+    await collection.insert_one(
+        original_document(
+            alice.veraid_id, bob.veraid_id, alice.endpoint_id, alice.id_key, created, None
+        )
+    )
+
+    await send_pairing_request(http, short_window.url, bob, alice)
+    await sink.recorder.wait_for(
+        lambda _: bool(sink.recorder.to(alice.endpoint_id) and sink.recorder.to(bob.endpoint_id)),
+        TIMEOUT,
+    )
+
+    [to_alice], [to_bob] = sink.recorder.to(alice.endpoint_id), sink.recorder.to(bob.endpoint_id)
+    assert to_alice.data == alice.expected_match_from(bob)
+    assert to_bob.data == bob.expected_match_from(alice)
+    assert (
+        await collection.count_documents(
+            {"requesterVeraId": {"$in": [alice.veraid_id, bob.veraid_id]}}
+        )
+        == 0
+    )
+
+
+async def test_original_veraid_document_matches_after_cut_over(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    sink: Sink,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    veraid_org: VeraidOrg,
+) -> None:
+    alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
+    alice_bundle, bob_bundle = (
+        alice.pairing_request(bob.veraid_id),
+        bob.pairing_request(alice.veraid_id),
+    )
+    collection = requests_collection(mongo_client)
+    await collection.insert_one(
+        original_document(
+            pairing_key(alice.veraid_id),
+            pairing_key(bob.veraid_id),
+            alice.endpoint_id,
+            spki(alice.endpoint_key),
+            datetime.now(UTC) - timedelta(seconds=1),
+            alice_bundle,
+        )
+    )
+
+    await post(http, short_window, bob.endpoint_id, CONTACT_PAIRING_REQUEST, bob_bundle, "vb")
+    await sink.recorder.wait_for(
+        lambda _: bool(sink.recorder.to(alice.endpoint_id) and sink.recorder.to(bob.endpoint_id)),
+        TIMEOUT,
+    )
+
+    # Each side gets the other's SignatureBundle, the stored one included.
+    [to_alice], [to_bob] = sink.recorder.to(alice.endpoint_id), sink.recorder.to(bob.endpoint_id)
+    assert (to_alice.content_type, to_alice.data) == (CONTACT_PAIRING_REQUEST, bob_bundle)
+    assert (to_bob.content_type, to_bob.data) == (CONTACT_PAIRING_REQUEST, alice_bundle)
+    assert await collection.count_documents({"requesterEndpointId": alice.endpoint_id}) == 0
+
+
+async def test_stored_request_expires_from_its_own_creation_date(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    workflow_id = legacy_pairing.workflow_id_for(alice.veraid_id, bob.veraid_id)
+    collection = requests_collection(mongo_client)
+    created = datetime.now(UTC) - timedelta(seconds=TTL_SECONDS - 2)
+    await collection.insert_one(
+        original_document(
+            alice.veraid_id, bob.veraid_id, alice.endpoint_id, alice.id_key, created, None
+        )
+    )
+
+    # Alice resends after the cut-over: her request keeps its original creation date.
+    sent = time.monotonic()
+    await send_pairing_request(http, short_window.url, alice, bob)
+    await until_status(temporal_client, workflow_id, lambda s: s.expirations == 1)
+
+    assert time.monotonic() - sent < TTL_SECONDS - 1  # not a whole TTL from the resend
+    assert await collection.count_documents({"requesterEndpointId": alice.endpoint_id}) == 0
+    assert sink.recorder.to(alice.endpoint_id) == []
+
+
+async def test_request_of_a_terminated_pair_matches_after_restart(
+    http: httpx.AsyncClient, short_window: Ingress, sink: Sink, temporal_client: Client
+) -> None:
+    alice, bob = new_agent("alice"), new_agent("bob")
+    workflow_id = legacy_pairing.workflow_id_for(alice.veraid_id, bob.veraid_id)
+    await send_pairing_request(http, short_window.url, alice, bob)
+    await until_status(temporal_client, workflow_id, lambda s: s.pending_requesters)
+    await temporal_client.get_workflow_handle(workflow_id).terminate(reason="test")
+
+    await send_pairing_request(http, short_window.url, bob, alice)
+    await sink.recorder.wait_for(
+        lambda _: bool(sink.recorder.to(alice.endpoint_id) and sink.recorder.to(bob.endpoint_id)),
+        TIMEOUT,
+    )
+
+    [to_alice], [to_bob] = sink.recorder.to(alice.endpoint_id), sink.recorder.to(bob.endpoint_id)
+    assert to_alice.data == alice.expected_match_from(bob)
+    assert to_bob.data == bob.expected_match_from(alice)
+
+
+# --- One-shot workflows --------------------------------------------------------------------------
+
+
+async def test_forwarded_authorisation_is_remembered_without_its_content(
+    http: httpx.AsyncClient, short_window: Ingress, sink: Sink, temporal_client: Client
+) -> None:
+    granter, grantee = new_rsa_key(), new_rsa_key()
+    params = connection_params(granter, grantee)
+    workflow_id = forwarding.workflow_id_for(endpoint_id(granter), "auth")
+    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, "auth")
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(endpoint_id(grantee))), TIMEOUT)
+
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
+    assert absent(await history_blobs(handle), params, endpoint_id(grantee))
+
+    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, "auth")
+    await asyncio.sleep(1)
+    assert len(sink.recorder.to(endpoint_id(grantee))) == 1
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
+    assert await run_count(temporal_client, workflow_id) == 2  # forwarded, then remembered
+
+
+async def test_refusal_is_remembered_for_the_window(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    sink: Sink,
+    temporal_client: Client,
+    veraid_org: VeraidOrg,
+) -> None:
+    alice = VeraidAgent(veraid_org, "self-pairer", new_rsa_key())
+    request = alice.pairing_request(alice.veraid_id)  # verified, then refused
+    workflow_id = veraid_pairing.refusal_workflow_id(alice.endpoint_id, "self")
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, "self")
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(alice.endpoint_id)), TIMEOUT)
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
+    assert await handle.query("outcome") == {"reason": "INVALID_TARGET_VERAID"}
+
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, "self")
+    await asyncio.sleep(1)
+    assert len(sink.recorder.to(alice.endpoint_id)) == 1
+    assert absent(await history_blobs(handle), request)
