@@ -27,6 +27,7 @@ from activities.connection_params_clients import (
     make_resolver,
 )
 from activities.egress import Egress
+from activities.pairing_match import MatchDelivery
 from activities.pairing_store import COLLECTION_NAME, PairingRequestStore, ensure_indexes
 from activities.sinks import make_sink
 from activities.undelivered import UndeliveredMessages
@@ -138,6 +139,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     )
     egress = Egress(sink, retry_window=settings.egress_retry_window)
     store = PairingRequestStore(db[COLLECTION_NAME])
+    matches = MatchDelivery(store, egress)
     kept = UndeliveredMessages(db[undelivered.COLLECTION_NAME])
     params_settings = settings.connection_params
     http = make_http_client(settings.version, params_settings.ca_file)
@@ -164,6 +166,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             kept.keep,
             store.store,
             store.delete,
+            matches.deliver,
             connection_params.resolve,
             connection_params.fetch,
             accounts.name_account,

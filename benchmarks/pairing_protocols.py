@@ -87,6 +87,8 @@ class PairingProtocol(ABC):
     title: ClassVar[str]
     request_content_type: ClassVar[str]
     match_content_type: ClassVar[str]
+    # The pair workflow's type, whose histories say how much Temporal work a pair took.
+    workflow_type: ClassVar[str]
     # Targets, reported but not enforced (they depend on the machine): closed-loop matched
     # pairs/s over the floor's completed pairs/s, and the open loop's p99 where one is set.
     ratio_target: ClassVar[float]
@@ -129,7 +131,8 @@ class LegacyPairing(PairingProtocol):
     title = "Legacy pairing"
     request_content_type = PAIRING_REQUEST_TMP
     match_content_type = PAIRING_MATCH_TMP
-    ratio_target = 0.7
+    workflow_type = "LegacyContactPairing"
+    ratio_target = 0.9
     p99_target_ms = 500.0
 
     @property
@@ -170,8 +173,9 @@ class VeraidPairing(PairingProtocol):
     title = "VeraId pairing"
     request_content_type = CONTACT_PAIRING_REQUEST
     match_content_type = CONTACT_PAIRING_REQUEST
-    ratio_target = 0.65
-    p99_target_ms = None
+    workflow_type = "VeraidContactPairing"
+    ratio_target = 0.85
+    p99_target_ms = 500.0
 
     def __init__(self, org: VeraidOrg, endpoint_keys: Sequence[rsa.RSAPrivateKey]) -> None:
         if len(endpoint_keys) < 2:

@@ -4,6 +4,8 @@ their MongoDB activities take, and the VeraId refusal workflow's input and resul
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contract.messages import OutgoingMessage
+
 # A pair continues as new once its history is this long, even while requests keep coming
 # (Temporal's own suggestion comes at about 4,000 events only if the server is so set, and
 # it terminates a workflow at 51,200 events): a pair resent to without end never hits a limit.
@@ -132,6 +134,22 @@ class PairingRequestsToDelete:
     veraid_id_a: str
     veraid_id_b: str
     kind: str = "legacy"
+
+
+@dataclass(frozen=True)
+class MatchToDeliver:
+    """The ``deliver_pairing_match`` activity's input: a match's two messages, and the
+    pair whose stored requests it concludes."""
+
+    messages: list[OutgoingMessage]
+    concluded: PairingRequestsToDelete
+
+
+@dataclass(frozen=True)
+class MatchDelivered:
+    """Which of the match's messages the sink did not take at that first attempt."""
+
+    undelivered_event_ids: list[str]
 
 
 @dataclass(frozen=True)

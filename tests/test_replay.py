@@ -139,8 +139,12 @@ class VeraidDeletingBeforeMatching(VeraidContactPairing):
         first, second = (item.request for item in pair)
         await self._delete(first.requester_veraid_id, first.target_veraid_id)
         await asyncio.gather(
-            self._send_match(recipient=first, contact=second, match_number=match_number),
-            self._send_match(recipient=second, contact=first, match_number=match_number),
+            self._send_match(
+                self._match_to(recipient=first, contact=second, match_number=match_number)
+            ),
+            self._send_match(
+                self._match_to(recipient=second, contact=first, match_number=match_number)
+            ),
         )
 
 

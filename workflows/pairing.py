@@ -29,8 +29,11 @@ from temporalio import workflow
 from temporalio.common import MetricCounter
 
 with workflow.unsafe.imports_passed_through():
+    from activities.pairing_match import MatchDelivery
     from activities.pairing_store import PairingRequestStore
+    from contract.messages import OutgoingMessage
     from contract.pairing import (
+        MatchToDeliver,
         PairingInput,
         PairingOutcome,
         PairingRequestReceived,
@@ -77,6 +80,10 @@ READ_BACK_STORED = "pair-read-back-stored-requests"
 # are retried without a deadline (RETRY_FOREVER), so a request that was accepted is never
 # dropped; a match that cannot be delivered is kept for an operator (workflows.replies).
 _STORE_TIMEOUT = timedelta(seconds=10)
+# One deletion and two concurrent emissions, each bounded on its own.
+_MATCH_TIMEOUT = timedelta(seconds=30)
+# Patch (README, "Changing a workflow"): a match is one local activity, not three.
+_MATCH_IN_ONE_STEP = "match-in-one-step"
 
 
 def pair_workflow_id(prefix: str, veraid_id_a: str, veraid_id_b: str) -> str:
@@ -326,14 +333,19 @@ class PairWorkflow:
 
     async def _deliver_match(self, pair: Sequence[WaitingRequest], match_number: int) -> None:
         first, second = (item.request for item in pair)
-        # The stored copies can go while the matches are being sent: the workflow, not
-        # MongoDB, holds what the matches are made of, so a crash in between loses nothing.
-        # One round of local activities instead of two keeps the workflow task short.
-        await asyncio.gather(
-            self._send_match(recipient=first, contact=second, match_number=match_number),
-            self._send_match(recipient=second, contact=first, match_number=match_number),
-            self._delete(first.requester_veraid_id, first.target_veraid_id),
-        )
+        messages = [
+            self._match_to(recipient=first, contact=second, match_number=match_number),
+            self._match_to(recipient=second, contact=first, match_number=match_number),
+        ]
+        # The stored copies can go before the matches are sent: the workflow, not MongoDB,
+        # holds what the matches are made of, so a crash in between loses nothing.
+        if workflow.patched(_MATCH_IN_ONE_STEP):
+            await self._conclude(messages, first)
+        else:
+            await asyncio.gather(
+                *(self._send_match(message) for message in messages),
+                self._delete(first.requester_veraid_id, first.target_veraid_id),
+            )
         workflow.logger.info(
             "Contact request matched",
             extra={
@@ -342,26 +354,55 @@ class PairWorkflow:
             },
         )
 
-    async def _send_match(
+    async def _conclude(
+        self, messages: Sequence[OutgoingMessage], first: PairingRequestReceived
+    ) -> None:
+        """Delete the stored requests and send both matches in one local activity; a
+        message the sink did not take then gets the usual retries, on its own."""
+        outcome = await workflow.execute_local_activity_method(
+            MatchDelivery.deliver,
+            MatchToDeliver(
+                list(messages),
+                PairingRequestsToDelete(
+                    first.requester_veraid_id, first.target_veraid_id, kind=self.KIND
+                ),
+            ),
+            start_to_close_timeout=_MATCH_TIMEOUT,
+            retry_policy=RETRY_FOREVER,  # it fails only if MongoDB does
+        )
+        retried = set(outcome.undelivered_event_ids)
+        for message in messages:
+            if message.event_id not in retried:
+                self._log_match_sent(message)
+        await asyncio.gather(
+            *(self._send_match(message) for message in messages if message.event_id in retried)
+        )
+
+    def _match_to(
         self,
         *,
         recipient: PairingRequestReceived,
         contact: PairingRequestReceived,
         match_number: int,
-    ) -> None:
+    ) -> OutgoingMessage:
         content_type, content = self._match_message(recipient, contact)
-        message = outgoing_message(
+        return outgoing_message(
             event_id=event_id(f"match-{match_number}-to-{recipient.requester_veraid_id}"),
             sender_endpoint_id=recipient.server_endpoint_id,
             recipient_endpoint_id=recipient.requester_endpoint_id,
             content_type=content_type,
             content_b64=base64.b64encode(content).decode("ascii"),
         )
+
+    async def _send_match(self, message: OutgoingMessage) -> None:
         if await emit(message, veraid_ids=self._state.veraid_ids):
-            workflow.logger.info(
-                "Pairing match sent",
-                extra={"peerId": recipient.requester_endpoint_id, "eventId": message.event_id},
-            )
+            self._log_match_sent(message)
+
+    def _log_match_sent(self, message: OutgoingMessage) -> None:
+        workflow.logger.info(
+            "Pairing match sent",
+            extra={"peerId": message.recipient_endpoint_id, "eventId": message.event_id},
+        )
 
     async def _expire(self, veraid_ids: Sequence[str], expired: Sequence[WaitingRequest]) -> None:
         await self._delete(*veraid_ids)

@@ -27,7 +27,7 @@ by a pair count and by ``--phase-timeout``:
    requests of a pair posted at the same instant on two connections, so they race each
    other through the ingress and the worker;
 5. open loop: pairs arriving at ``--rate`` pairs/s (Poisson); by default half the floor's
-   rate, for at most ``--open-seconds`` of arrivals.
+   rate, ``--open-pairs`` pairs (2000 by default, so that the p99 rests on the slowest 20).
 
 Matched pairs/s counts pairs whose two match messages both reached the sink, over the time
 from the first request sent to the last match received. The floor's pairs/s likewise counts

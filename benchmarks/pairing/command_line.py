@@ -52,7 +52,12 @@ def parse_args(
         help="pairs whose two requests are sent at once (0 skips that phase)",
     )
     add("--rate", type=float, help="open-loop arrivals, pairs/s (default: half the floor)")
-    add("--open-seconds", type=float, default=20.0, help="open-loop arrivals span at most this")
+    add(
+        "--open-pairs",
+        type=positive_int,
+        default=2000,
+        help="open-loop pairs; 2000 makes its p99 rest on the slowest 20",
+    )
     add("--warmup", type=positive_int, default=20, help="warm-up pairs, not reported")
     add("--phase-timeout", type=float, default=300.0, help="bound on each phase, seconds")
     add("--match-timeout", type=float, default=60.0, help="wait for matches after sending")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from benchmarks.cpu import CpuSnapshot, ms_per_item, usage_percent
 from benchmarks.pairing.load_generator import PairOutcome
 from benchmarks.pairing.match_recorder import MatchRecorder
+from benchmarks.pairing.temporal_work import TemporalWork
 from benchmarks.pairing.workload import Arrival
 from benchmarks.pairing_protocols import Pair
 from benchmarks.replies import ACCEPTED, Correctness, check_replies
@@ -23,6 +24,8 @@ class LatencyMs:
     p95: float
     p99: float
     max: float
+    # Latencies measured; the p99 rests on the slowest hundredth of them.
+    count: int = 0
 
 
 @dataclass
@@ -47,6 +50,7 @@ class PairingFigures:
     correctness: Correctness
     cpu_percent: dict[str, float]
     cpu_ms_per_pair: dict[str, float]
+    temporal_work: TemporalWork | None = None
 
     @property
     def accepted_to_matched(self) -> float | None:
@@ -90,7 +94,7 @@ def latency_summary(values_ms: Iterable[float]) -> LatencyMs | None:
     if not values:
         return None
     p50, p95, p99 = (round(percentile(values, p), 1) for p in (50, 95, 99))
-    return LatencyMs(p50=p50, p95=p95, p99=p99, max=round(values[-1], 1))
+    return LatencyMs(p50=p50, p95=p95, p99=p99, max=round(values[-1], 1), count=len(values))
 
 
 def check(

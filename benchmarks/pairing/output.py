@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 from benchmarks.pairing.figures import FloorFigures, PairingFigures
 from benchmarks.pairing.run import Report
+from benchmarks.pairing.temporal_work import TemporalWork
 from benchmarks.pairing.workload import Arrival
 from benchmarks.pairing_protocols import VerificationFigures
 
@@ -95,7 +97,8 @@ def _print_pairing(figures: PairingFigures, title: str) -> None:
         sent = "both requests" if figures.arrival is Arrival.SIMULTANEOUS else "2nd request"
         print(
             f"  latency ({sent} to both matches)  p50 {lat.p50} ms  p95 {lat.p95} ms"
-            f"  p99 {lat.p99} ms  max {lat.max} ms"
+            f"  p99 {lat.p99} ms  max {lat.max} ms  ({lat.count} pairs; the p99 rests on the"
+            f" slowest {lat.count - math.ceil(0.99 * lat.count) + 1})"
         )
     if figures.transport_retries:
         print(f"  transport retries     {figures.transport_retries} (same parcel id, not failures)")
@@ -103,6 +106,19 @@ def _print_pairing(figures: PairingFigures, title: str) -> None:
         print(f"  FAILURES              {figures.correctness}")
     print(f"  CPU % of one core     {cpu_text(figures.cpu_percent)}")
     print(f"  CPU ms per pair       {cpu_text(figures.cpu_ms_per_pair, digits=1)}")
+    _print_temporal_work(figures.temporal_work)
+
+
+def _print_temporal_work(work: TemporalWork | None) -> None:
+    if work is None:
+        return
+    print(
+        f"  Temporal per pair     {work.history_events_per_pair} history events,"
+        f" {work.workflow_tasks_per_pair} workflow tasks, {work.runs_per_pair} runs"
+        f" (histories of {work.pairs_sampled} pairs, before their linger ends);"
+        f" matched in the task that took the 2nd request: {work.matched_in_one_task}"
+        f"/{work.pairs_sampled}"
+    )
 
 
 def _print_backlog(closed: PairingFigures) -> None:

@@ -37,6 +37,7 @@ from benchmarks.pairing.load_generator import (
     wait_for_matches,
 )
 from benchmarks.pairing.match_recorder import MatchRecorder
+from benchmarks.pairing.temporal_work import temporal_work
 from benchmarks.pairing.workload import Arrival, Workload
 from benchmarks.pairing_protocols import Pair
 from benchmarks.replies import Correctness
@@ -99,6 +100,7 @@ async def pairing_phase(
     """Drive ``pairs`` as ``arrival`` says (the open loop at ``rate_per_s``) and measure."""
     args = bench.args
     deadline = bench.deadline()
+    started_at = datetime.now(UTC)
     before = bench.cpu()
     lag: float | None = None
     async with AsyncExitStack() as clients:
@@ -124,12 +126,16 @@ async def pairing_phase(
     after = bench.cpu()
     # Late duplicates would come soon after the last match; wait a little for them.
     await asyncio.sleep(args.grace)
-    return pairing_figures(
+    figures = pairing_figures(
         phase, arrival, pairs, outcomes, bench.recorder, (before, after),
         concurrency=None if arrival is Arrival.OPEN else args.concurrency,
         max_outstanding=args.max_outstanding if arrival is Arrival.CLOSED else None,
         offered=rate_per_s, lag=lag, retries=sum(lane.transport_retries for lane in lanes),
     )  # fmt: skip
+    # Outside the measured interval: reading histories costs the server CPU.
+    workflow_type = bench.workload.protocol.workflow_type
+    figures.temporal_work = await temporal_work(bench.temporal, workflow_type, started_at)
+    return figures
 
 
 async def _pairing_client(bench: Bench, clients: AsyncExitStack, pool: int) -> PairingClient:

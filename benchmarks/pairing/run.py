@@ -20,7 +20,7 @@ from temporalio.client import Client
 from benchmarks.pairing.figures import FloorFigures, PairingFigures
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing.phases import Bench, FloorLog, floor_phase, pairing_phase, warm_up
-from benchmarks.pairing.workload import Arrival, Workload, open_loop_pairs
+from benchmarks.pairing.workload import Arrival, Workload
 from benchmarks.pairing_protocols import VerificationFigures
 from benchmarks.replies import Correctness
 from benchmarks.stack import Stack, serve_sink, start_floor_worker, start_local_stack
@@ -119,8 +119,9 @@ async def _run_phases(bench: Bench, report: Report) -> None:
     if offered <= 0:
         return
     progress("open-loop phase")
-    pairs = workload.open[: open_loop_pairs(offered, args.open_seconds)]
-    report.open_loop = await pairing_phase(bench, "open", pairs, Arrival.OPEN, rate_per_s=offered)
+    report.open_loop = await pairing_phase(
+        bench, "open", workload.open, Arrival.OPEN, rate_per_s=offered
+    )
 
 
 def progress(message: str) -> None:

@@ -7,7 +7,6 @@ makes them), so no phase can see another's messages.
 from __future__ import annotations
 
 import argparse
-import math
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,7 +29,6 @@ class Workload:
     warmup: list[Pair]
     closed: list[Pair]
     simultaneous: list[Pair]
-    # As many as the open loop can need; it takes the first ones its rate asks for.
     open: list[Pair]
 
     @property
@@ -47,18 +45,11 @@ def prepare(args: argparse.Namespace) -> Workload:
     def pairs(phase: str, count: int) -> list[Pair]:
         return protocol.make_pairs(run_id, phase, count)
 
-    open_count = args.pairs
-    if args.rate:
-        open_count = min(args.pairs, open_loop_pairs(args.rate, args.open_seconds))
     return Workload(
         protocol=protocol,
         run_id=run_id,
         warmup=pairs("warmup", args.warmup),
         closed=pairs("closed", args.pairs),
         simultaneous=pairs("simultaneous", args.simultaneous_pairs),
-        open=pairs("open", open_count),
+        open=pairs("open", args.open_pairs),
     )
-
-
-def open_loop_pairs(rate_per_s: float, seconds: float) -> int:
-    return max(math.ceil(rate_per_s * seconds), 1)
