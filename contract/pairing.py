@@ -73,6 +73,8 @@ class PairingInput:
     inbox: list[PairingRequestReceived] = field(default_factory=list)
     matches: int = 0
     expirations: int = 0
+    requests_handled: int = 0
+    redeliveries_ignored: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,8 @@ class PairingOutcome:
 class PairingStatus:
     """What the ``status`` query shows an operator (or a test) about the pair right now.
 
-    ``matches`` and ``expirations`` count over the pair's whole life; the request counts
-    over the current run (since the last continue-as-new).
+    Every count is over the pair's whole life, across continue-as-new (runs before the
+    counts were carried started the request counts afresh).
     """
 
     pending_requesters: list[str]

@@ -141,6 +141,8 @@ class PairWorkflow:
 
     async def _run(self, state: PairingInput) -> PairingOutcome:
         self._state = state
+        self._requests_handled = state.requests_handled
+        self._redeliveries_ignored = state.redeliveries_ignored
         pending = self._pending = {item.request.requester_veraid_id: item for item in state.pending}
         # Carried requests go first: they were signalled before anything this run received.
         self._inbox[:0] = state.inbox
@@ -201,6 +203,8 @@ class PairWorkflow:
         # Whatever arrived while this batch was handled goes along unread; nothing awaits
         # between here and the call, so no signal can slip in unprocessed.
         state.pending = list(self._pending.values())
+        state.requests_handled = self._requests_handled
+        state.redeliveries_ignored = self._redeliveries_ignored
         state.taken_parcels = [TakenParcel(digest, at) for digest, at in self._taken.items()]
         state.seen_parcels = []
         state.inbox = list(self._inbox)
