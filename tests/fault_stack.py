@@ -12,8 +12,11 @@ modules know which DNS names and accounts to serve), starts the modules' own ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -145,3 +148,14 @@ def assert_exactly_once(result: Tally) -> None:
     assert result.wrong == 0
     assert result.ids_per_recipient == result.owed_per_recipient
     assert result.delivered == result.expected > 0
+
+
+def delivery_errors(stack: RestartableStack) -> Counter[str]:
+    """The errors of the worker's failed delivery attempts, from its log lines."""
+    errors: Counter[str] = Counter()
+    for line in stack.log_text("worker").splitlines():
+        if "Service message delivery attempt failed" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            errors[str(json.loads(line).get("error"))] += 1
+    return errors
