@@ -332,6 +332,7 @@ class Sender:
     pubsub: bool = False
     failures: Counter[str] = field(default_factory=Counter)
     accepted: int = 0
+    accepted_at: list[float] = field(default_factory=list)  # time.monotonic() of each 2xx
     _turn: int = 0
 
     async def deliver(self, message: Message) -> str:
@@ -345,6 +346,7 @@ class Sender:
             status = await self._post(url, headers, body)
             if status is not None and 200 <= status < 300:
                 self.accepted += 1
+                self.accepted_at.append(time.monotonic())
                 return "accepted"
             if status is not None and 400 <= status < 500:
                 self.failures[str(status)] += 1
@@ -496,4 +498,3 @@ def tally(flights: Sequence[Flight], modules: Sequence[Module], recorder: ReplyR
         ids_by_recipient[event.subject].add(event.event_id)
     result.ids_per_recipient = {who: len(ids) for who, ids in ids_by_recipient.items()}
     return result
-

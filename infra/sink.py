@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +32,9 @@ logger = logging.getLogger("sink")
 # How many events the sink process keeps for ``GET /messages``: a long local session or a
 # benchmark run against it must not grow its memory without end.
 DEFAULT_KEEP = 1000
+# SinkServer: how long it may take to listen, and to let go of its connections.
+_START_SECONDS = 10.0
+_STOP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +176,9 @@ class SinkServer:
     """The recording sink served in this process on a fixed port, which can be taken down
     (its port then refuses connections) and brought back on the same port."""
 
-    def __init__(self, recorder: EventRecorder, port: int, faults: SinkFaults | None = None) -> None:
+    def __init__(
+        self, recorder: EventRecorder, port: int, faults: SinkFaults | None = None
+    ) -> None:
         self.recorder = recorder
         self.port = port
         self.faults = faults if faults is not None else SinkFaults()
@@ -187,7 +193,7 @@ class SinkServer:
     def running(self) -> bool:
         return self._task is not None
 
-    async def start(self, timeout: float = 10) -> None:
+    async def start(self) -> None:
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
 
@@ -200,7 +206,7 @@ class SinkServer:
         self._stop = asyncio.Event()
         app = create_sink_app(self.recorder, faults=self.faults)
         self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._stop.wait))
-        await _accepting(self.port, timeout)
+        await _accepting(self.port, _START_SECONDS)
 
     async def stop(self) -> None:
         """Close the port; requests in progress are cut off, as when the process dies."""
@@ -209,10 +215,8 @@ class SinkServer:
             return
         self._stop.set()
         # Hypercorn waits for open connections to finish; a dead sink would not.
-        try:
-            await asyncio.wait_for(task, timeout=2)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, timeout=_STOP_SECONDS)
 
 
 async def _accepting(port: int, seconds: float) -> None:

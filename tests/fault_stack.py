@@ -75,9 +75,7 @@ class FaultRun:
         return [flight for wave in self.waves for flight in wave]
 
     def sender(self, urls: Sequence[str] | None = None, *, pubsub: bool = False) -> Sender:
-        return open_sender(
-            self.exits, urls or self.stack.ingress_urls, SEND_SECONDS, pubsub=pubsub
-        )
+        return open_sender(self.exits, urls or self.stack.ingress_urls, SEND_SECONDS, pubsub=pubsub)
 
     async def finish(self) -> Tally:
         await quiesce(self.flights, time.monotonic() + QUIESCE_SECONDS, GRACE_SECONDS)
@@ -107,7 +105,11 @@ async def fault_stack_fixture(tmp_path: Path) -> AsyncIterator[StartFaultStack]:
             recorder = ReplyRecorder()
             run_id = uuid.uuid4().hex[:8]
             loads = [
-                [exchange for module in modules for exchange in module.make(run_id, f"w{w}", per_module)]
+                [
+                    exchange
+                    for module in modules
+                    for exchange in module.make(run_id, f"w{w}", per_module)
+                ]
                 for w in range(waves)
             ]
             for module in modules:
