@@ -71,7 +71,8 @@ _RECOVERED_BY = {
 class Kill:
     component: str
     killed_at: float  # seconds since the load started
-    restarted_at: float
+    restarted_at: float  # the restart began (process spawned, port reopened)
+    ready_at: float  # the restart returned: the component answers its readiness probe
     recovery_seconds: float | None = None  # None: nothing succeeded after the restart
 
 
@@ -141,13 +142,14 @@ async def chaos(
         killed_at = time.monotonic()
         await kill()
         await asyncio.sleep(args.outage)
-        await restart()
         restarted_at = time.monotonic()
+        await restart()
+        ready_at = time.monotonic()
         progress(
-            f"{component} killed at {killed_at - began:.1f} s, back after "
-            f"{restarted_at - killed_at:.1f} s"
+            f"{component} killed at {killed_at - began:.1f} s, restarted"
+            f" {restarted_at - killed_at:.1f} s later, ready in {ready_at - restarted_at:.1f} s"
         )
-        kills.append(Kill(component, killed_at - began, restarted_at - began))
+        kills.append(Kill(component, *(at - began for at in (killed_at, restarted_at, ready_at))))
     return kills
 
 
@@ -250,8 +252,9 @@ def print_text(report: Report) -> None:
             else "no success after restart"
         )
         print(
-            f"  {kill.killed_at:6.1f} s  {kill.component:<8} down until"
-            f" {kill.restarted_at:6.1f} s, {recovered}"
+            f"  {kill.killed_at:6.1f} s  {kill.component:<8} restarted at"
+            f" {kill.restarted_at:6.1f} s (ready {kill.ready_at - kill.restarted_at:.1f} s"
+            f" later), {recovered}"
         )
     print("recovery (restart to first success), per component:")
     for component, figures in report.recovery.items():
