@@ -10,7 +10,8 @@ Three services, each owned by one object with ``start()``/``stop()`` (or ``with`
 
 Everything is synchronous and registers nothing global: callers own the lifetime. Each child
 runs in its own session/process group so ``stop()`` can take down the whole tree, and writes
-its output to a log file, never to the caller's terminal.
+its output to a log file, never to the caller's terminal. ``kill()`` then ``start()`` (or
+``stop()`` then ``start()``) restarts a service on the same port and data directory.
 """
 
 from __future__ import annotations
@@ -224,6 +225,20 @@ class _Service:
         # Forget the child only now: if waiting was interrupted, calling stop() again retries.
         self._process = None
         logger.info("%s stopped (exit code %s)", self.name, process.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL the process group, as a crash or an OOM kill would: no clean shutdown.
+
+        The data directory and the port stay as they are, so ``start()`` brings the service
+        back on the same data (the fault tests and ``benchmarks.chaos`` rely on that).
+        """
+        process = self._process
+        if process is None:
+            return
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        self._process = None
+        logger.info("%s killed", self.name)
 
     def __enter__(self) -> Self:
         self.start()

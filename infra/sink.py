@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quart import Quart, Response, request
@@ -31,6 +32,9 @@ logger = logging.getLogger("sink")
 # How many events the sink process keeps for ``GET /messages``: a long local session or a
 # benchmark run against it must not grow its memory without end.
 DEFAULT_KEEP = 1000
+# SinkServer: how long it may take to listen, and to let go of its connections.
+_START_SECONDS = 10.0
+_STOP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +91,35 @@ class EventRecorder:
         return [event for event in self.events if event.subject == recipient_id]
 
 
+@dataclass
+class SinkFaults:
+    """Faults the caller switches on and off while the sink runs (fault tests, chaos).
+
+    ``status``: answered to every event instead of taking it (a 4xx or 5xx), while set.
+    ``answered``: how many events got each such status, to prove the fault was met.
+    """
+
+    status: int | None = None
+    answered: dict[int, int] = field(default_factory=dict)
+
+
 def create_sink_app(
-    recorder: EventRecorder, *, fail_first: int = 0, refuse: Mapping[str, int] | None = None
+    recorder: EventRecorder,
+    *,
+    fail_first: int = 0,
+    refuse: Mapping[str, int] | None = None,
+    faults: SinkFaults | None = None,
 ) -> Quart:
     """The sink's web app, and the faults it can inject (for tests).
 
     ``fail_first`` answers 503 to that many events first. ``refuse`` maps recipients (the
     events' ``subject``) to the status answered instead of taking their events, for as long
-    as the mapping (which the caller may change) holds them.
+    as the mapping (which the caller may change) holds them. ``faults``: see ``SinkFaults``.
     """
     app = Quart(__name__)
     failures_left = [fail_first]
     refused = refuse if refuse is not None else {}
+    switched = faults if faults is not None else SinkFaults()
 
     @app.route("/", methods=["POST"])
     async def receive() -> Response:
@@ -115,6 +136,9 @@ def create_sink_app(
         if failures_left[0] > 0:
             failures_left[0] -= 1
             return Response("Failing on purpose", 503)
+        if (failing := switched.status) is not None:
+            switched.answered[failing] = switched.answered.get(failing, 0) + 1
+            return Response("Failing on purpose", failing)
         status = refused.get(str(attributes.get("subject")))
         if status is not None:
             return Response("Refusing this recipient on purpose", status)
@@ -146,6 +170,67 @@ def create_sink_app(
         return {"messages": [event_json(event) for event in events]}
 
     return app
+
+
+class SinkServer:
+    """The recording sink served in this process on a fixed port, which can be taken down
+    (its port then refuses connections) and brought back on the same port."""
+
+    def __init__(
+        self, recorder: EventRecorder, port: int, faults: SinkFaults | None = None
+    ) -> None:
+        self.recorder = recorder
+        self.port = port
+        self.faults = faults if faults is not None else SinkFaults()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    async def start(self) -> None:
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        if self._task is not None:
+            raise RuntimeError("the sink already runs")
+        config = Config()
+        config.bind = [f"127.0.0.1:{self.port}"]
+        config.accesslog = None
+        config.errorlog = None
+        self._stop = asyncio.Event()
+        app = create_sink_app(self.recorder, faults=self.faults)
+        self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._stop.wait))
+        await _accepting(self.port, _START_SECONDS)
+
+    async def stop(self) -> None:
+        """Close the port; requests in progress are cut off, as when the process dies."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stop.set()
+        # Hypercorn waits for open connections to finish; a dead sink would not.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, timeout=_STOP_SECONDS)
+
+
+async def _accepting(port: int, seconds: float) -> None:
+    """Wait until something accepts connections on the loopback ``port``."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
 
 
 def event_json(event: ReceivedEvent) -> dict[str, Any]:
