@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,8 @@ from pymongo import AsyncMongoClient
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from contract.accounts import AccountCreationStatus
+from contract.connection_params import ConnectionParamsOutcome
 from contract.pairing import PairingStatus
 from infra.agents import (
     VeraidAgent,
@@ -32,11 +35,37 @@ from infra.agents import (
     new_veraid_agent,
     spki,
 )
-from letro.content_types import CONTACT_PAIRING_REQUEST, PAIRING_AUTH
+from infra.connparams_servers import Failure, Scenario
+from infra.dev_authority import DevAuthorityServer
+from letro.account_messages import parse_account_creation
+from letro.content_types import (
+    ACCOUNT_CREATION,
+    ACCOUNT_REQUEST,
+    CONNECTION_PARAMS,
+    CONTACT_PAIRING_REQUEST,
+    MISCONFIGURED_INTERNET_ENDPOINT,
+    PAIRING_AUTH,
+)
 from letro.veraid_ids import pairing_key
-from tests.conftest import Ingress, Sink, StartIngress, Worker
-from tests.helpers import binary_event_headers, requests_collection, send_pairing_request
-from workflows import forwarding, legacy_pairing, veraid_pairing
+from tests.account_helpers import pss_request
+from tests.conftest import (
+    TEST_RETRY_SECONDS,
+    ConnectionParamsServers,
+    Deployment,
+    Ingress,
+    Sink,
+    StartAccountWorker,
+    StartIngress,
+    Worker,
+)
+from tests.helpers import (
+    binary_event_headers,
+    one_shot_outcome,
+    requests_collection,
+    send_pairing_request,
+)
+from tests.test_connection_params_e2e import Request, at, new_request, send, serve, unique_domain
+from workflows import account_creation, forwarding, legacy_pairing, veraid_pairing
 
 pytestmark = pytest.mark.integration
 
@@ -383,3 +412,180 @@ async def test_refusal_is_remembered_for_the_window(
     await asyncio.sleep(1)
     assert len(sink.recorder.to(alice.endpoint_id)) == 1
     assert absent(await history_blobs(handle), request)
+
+
+# --- Connection params ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_window_params(start_ingress: StartIngress, dns_deployment: Deployment) -> Deployment:
+    """The session's plain-DNS connection-params worker, behind an ingress with a short window."""
+    ingress = start_ingress(
+        TEMPORAL_TASK_QUEUE=dns_deployment.worker.task_queue,
+        CONNECTION_PARAMS_RETRY_SECONDS=str(TEST_RETRY_SECONDS),
+        DEDUP_WINDOW_SECONDS=str(WINDOW_SECONDS),
+    )
+    return Deployment(ingress, dns_deployment.worker)
+
+
+def without_id(blobs: list[bytes], workflow_id: str) -> list[bytes]:
+    return [blob.replace(workflow_id.encode(), b"") for blob in blobs]
+
+
+def ignored_redeliveries(deployment: Deployment, request: Request) -> int:
+    log_file = deployment.ingress.process.log_file
+    assert log_file is not None
+    return sum(
+        "Ignored redelivered service message" in line and request.workflow_id in line
+        for line in log_file.read_text().splitlines()
+    )
+
+
+async def test_served_params_request_is_answered_once_for_the_window_and_after(
+    http: httpx.AsyncClient,
+    short_window_params: Deployment,
+    connection_params_servers: ConnectionParamsServers,
+    sink: Sink,
+    temporal_client: Client,
+) -> None:
+    servers = connection_params_servers
+    domain = unique_domain()
+    serve(servers, domain, at(servers, Scenario.GOOD))
+    request = new_request(domain)
+    srv_name = f"_awala-pdc._tcp.{domain}."
+    fetches_before = servers.https.requests[Scenario.GOOD]
+
+    await send(http, short_window_params, request)
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(request.sender_id)), TIMEOUT)
+    taken_at = time.monotonic()
+    [reply] = sink.recorder.to(request.sender_id)
+    assert (reply.content_type, reply.data) == (CONNECTION_PARAMS, servers.params.der)
+
+    # The run remembering the parcel holds neither the name asked for nor the requester.
+    handle = temporal_client.get_workflow_handle(request.workflow_id)
+    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
+    outcome = await one_shot_outcome(temporal_client, request.workflow_id, ConnectionParamsOutcome)
+    assert outcome.content_type == CONNECTION_PARAMS
+    blobs = await history_blobs(handle)
+    assert absent(blobs, domain), "the domain name"
+    # The workflow id holds the requester (it is the dedup key); nothing else may.
+    assert absent(without_id(blobs, handle.id), request.sender_id), "the requester"
+
+    # Redelivered inside the window: the running workflow absorbs it.
+    await send(http, short_window_params, request)
+    await asyncio.sleep(1.5)  # room for a second reply, were there one
+    assert len(sink.recorder.to(request.sender_id)) == 1
+    assert servers.dns.queries_for(srv_name) == 1
+    assert servers.https.requests[Scenario.GOOD] - fetches_before == 1
+    assert await run_count(temporal_client, request.workflow_id) == 2  # answered, remembered
+
+    # Once the window has closed, Temporal refuses the id (reject duplicate) until the
+    # namespace's retention drops the closed runs: still no second effect.
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
+    assert time.monotonic() - taken_at >= WINDOW_SECONDS - 2
+    await send(http, short_window_params, request)
+    await asyncio.sleep(1.5)
+    assert len(sink.recorder.to(request.sender_id)) == 1
+    assert servers.dns.queries_for(srv_name) == 1
+    assert servers.https.requests[Scenario.GOOD] - fetches_before == 1
+    assert ignored_redeliveries(short_window_params, request) == 1
+    assert await run_count(temporal_client, request.workflow_id) == 2
+
+
+async def test_misconfigured_answer_is_remembered_without_the_name(
+    http: httpx.AsyncClient,
+    short_window_params: Deployment,
+    connection_params_servers: ConnectionParamsServers,
+    sink: Sink,
+    temporal_client: Client,
+) -> None:
+    """The reasons name what was looked up; the remembering run must not keep them."""
+    domain = unique_domain()
+    serve(connection_params_servers, domain, Failure.NXDOMAIN)
+    request = new_request(domain.upper() + ".")  # the name in any case, as the agent sent it
+
+    await send(http, short_window_params, request)
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(request.sender_id)), TIMEOUT)
+    [reply] = sink.recorder.to(request.sender_id)
+    assert (reply.content_type, reply.data) == (MISCONFIGURED_INTERNET_ENDPOINT, request.name)
+
+    handle = temporal_client.get_workflow_handle(request.workflow_id)
+    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
+    outcome = await one_shot_outcome(temporal_client, request.workflow_id, ConnectionParamsOutcome)
+    assert outcome.content_type == MISCONFIGURED_INTERNET_ENDPOINT
+    assert outcome.reason.startswith("No such domain: _awala-pdc._tcp.<requested name>")
+    blobs = await history_blobs(handle)
+    assert absent(blobs, domain, domain.upper()), "the domain name"
+    # The workflow id holds the requester (it is the dedup key); nothing else may.
+    assert absent(without_id(blobs, handle.id), request.sender_id), "the requester"
+
+    await send(http, short_window_params, request)
+    await asyncio.sleep(1.5)
+    assert len(sink.recorder.to(request.sender_id)) == 1
+    assert connection_params_servers.dns.queries_for(f"_awala-pdc._tcp.{domain}.") == 1
+
+
+# --- Accounts ------------------------------------------------------------------------------------
+
+ACCOUNT_WINDOW_SECONDS = 8
+
+
+@pytest.fixture(scope="module")
+def short_window_accounts(
+    start_account_worker: StartAccountWorker, start_ingress: StartIngress
+) -> Ingress:
+    """Accounts read the window in the worker, which answers the copies (the ingress only
+    signals them), so the short window is the worker's setting."""
+    worker = start_account_worker(
+        "letro-accounts-dedup", DEDUP_WINDOW_SECONDS=str(ACCOUNT_WINDOW_SECONDS)
+    )
+    return start_ingress(TEMPORAL_TASK_QUEUE=worker.task_queue)
+
+
+async def authority_members(
+    http: httpx.AsyncClient, authority: DevAuthorityServer, prefix: str
+) -> list[tuple[str, int]]:
+    """Name and key count of each member named ``prefix``..., as the development Authority
+    lists them (``GET /_dev/members``)."""
+    response = await http.get(f"{authority.url}/_dev/members")
+    assert response.status_code == 200
+    members: list[dict[str, Any]] = response.json()["members"]
+    return [(m["name"], m["publicKeys"]) for m in members if (m["name"] or "").startswith(prefix)]
+
+
+async def test_redelivered_account_request_creates_no_second_member(
+    http: httpx.AsyncClient,
+    short_window_accounts: Ingress,
+    sink: Sink,
+    dev_authority: DevAuthorityServer,
+    temporal_client: Client,
+) -> None:
+    """What the account workflow does with a copy (same sender, same bytes, so the same
+    workflow): it is signalled to the workflow, which, once it has replied, answers each copy
+    with that same reply (the same event id, the member's bundle fetched again) until the
+    window closes. It never creates a member for a copy."""
+    sender, prefix = "0" + uuid.uuid4().hex * 2, "d" + uuid.uuid4().hex[:9]
+    content, _ = pss_request(prefix)
+    workflow_id = account_creation.workflow_id_for(sender, content)
+    await post(http, short_window_accounts, sender, ACCOUNT_REQUEST, content, "acc")
+    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(sender)), TIMEOUT)
+    [first] = sink.recorder.to(sender)
+    assert first.content_type == ACCOUNT_CREATION
+    _, _, assigned, _ = parse_account_creation(first.data)
+    assert await authority_members(http, dev_authority, prefix) == [(prefix, 1)]
+
+    # The same parcel again, inside the window.
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    await post(http, short_window_accounts, sender, ACCOUNT_REQUEST, content, "acc")
+    await sink.recorder.wait_for(lambda _: len(sink.recorder.to(sender)) >= 2, TIMEOUT)
+    await asyncio.sleep(1)  # room for a third reply, were there one
+    replies = sink.recorder.to(sender)
+    assert len(replies) == 2
+    assert {r.event_id for r in replies} == {first.event_id}  # the endpoint keeps one
+    assert {parse_account_creation(r.data)[2] for r in replies} == {assigned}
+    assert await authority_members(http, dev_authority, prefix) == [(prefix, 1)]
+    assert dev_authority.authority.requests.count(("create_member", prefix)) == 1
+    # The run answering copies (it continued as new after replying) took this one copy.
+    status = await handle.query("status", result_type=AccountCreationStatus)
+    assert status == AccountCreationStatus(assigned, 1, 2)
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED

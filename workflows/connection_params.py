@@ -15,7 +15,9 @@ remembers the parcel for the dedup window (``workflows.remember``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import re
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -80,7 +82,7 @@ class ConnectionParamsRetrieval:
             visibility.record(
                 outcome="gave-up" if outcome.gave_up_after_retries else "misconfigured"
             )
-        remember_parcel(taken_at, request.dedup_window_seconds, outcome)
+        remember_parcel(taken_at, request.dedup_window_seconds, _without_name(outcome, request))
         return outcome
 
     async def _answer(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
@@ -147,6 +149,27 @@ class ConnectionParamsRetrieval:
                 content_b64=base64.b64encode(content).decode("ascii"),
             )
         )
+
+
+# What stands for the requested name in the outcome the remembering run keeps.
+REDACTED_NAME = "<requested name>"
+
+
+def _without_name(
+    outcome: ConnectionParamsOutcome, request: ConnectionParamsInput
+) -> ConnectionParamsOutcome:
+    """The outcome without the name asked for (which Internet endpoint a person talks to).
+
+    Reasons quote the names looked up (``No such domain: _awala-pdc._tcp.<name>.``, a URL
+    at a host under it); the remembering run holds its outcome for the whole dedup window,
+    long after this run's history aged out, so it keeps the reason with the name replaced.
+    Hosts not under the name (an SRV target elsewhere) stay: they name a server, not the
+    request.
+    """
+    names = {request.ascii_domain_name.rstrip("."), request.domain_name.rstrip(".")} - {""}
+    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    reason = re.sub(pattern, REDACTED_NAME, outcome.reason, flags=re.IGNORECASE)
+    return dataclasses.replace(outcome, reason=reason)
 
 
 def _budget(deadline: datetime, attempt_timeout: timedelta) -> timedelta:
