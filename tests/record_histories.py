@@ -638,9 +638,8 @@ async def test_pair_match_then_forget(
     routing: RoutingOptions,
     veraid_org: VeraidOrg,
 ) -> None:
-    """Since the patches: the first store reads MongoDB back, the match is one local activity
-    (``match-in-one-step``; ``match-then-continue-as-new`` was recorded before it), and the
-    match continues as new."""
+    """Since ``PAIRS_2026_12``: the first store reads MongoDB back, the match is one local
+    activity, and the match continues as new."""
     workflow, make_pair = PAIR_KINDS[kind]
     pair = make_pair(veraid_org, f"{kind[0]}f")
     handle = temporal_client.get_workflow_handle_for(workflow.run, pair.workflow_id)
@@ -650,7 +649,7 @@ async def test_pair_match_then_forget(
 
     matched = await continued(handle)
     assert await closed(handle) == PairingOutcome(matches=1, expirations=0)
-    await save(matched, "match-in-one-step-then-continue-as-new")
+    await save(matched, "read-back-match-in-one-step-then-continue-as-new")
 
 
 async def test_forward_then_remember(

@@ -298,7 +298,12 @@ async def test_rotation_an_old_workflow_completes_under_the_new_key(
     assert [e.data for e in sink.recorder.to(alice.endpoint_id)] == [alice.expected_match_from(bob)]
     assert [e.data for e in sink.recorder.to(bob.endpoint_id)] == [bob.expected_match_from(alice)]
 
-    payloads = history_payloads(await temporal_client.get_workflow_handle(wid).fetch_history())
+    # The run that matched (it then continued as new) holds the payloads of both deploys.
+    description = await temporal_client.get_workflow_handle(wid).describe()
+    matched = temporal_client.get_workflow_handle(
+        wid, run_id=description.raw_description.workflow_execution_info.first_run_id
+    )
+    payloads = history_payloads(await matched.fetch_history())
     key_ids = [payload.metadata[KEY_ID_KEY].decode() for payload in payloads]
     # Everything before the restart under A, everything after under B.
     assert key_ids == sorted(key_ids)

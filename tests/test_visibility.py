@@ -49,6 +49,18 @@ async def settled_after_signals(handle: WorkflowHandle[Any, Any], signals: int) 
             await asyncio.sleep(0.1)
 
 
+def upserted_names(history: WorkflowHistory) -> list[set[str]]:
+    """The search attributes each upsert of the history set, in order."""
+    upserted = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    return [
+        set(
+            event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        )
+        for event in history.events
+        if event.event_type == upserted
+    ]
+
+
 async def test_pending_and_matched_pairs_are_found_by_query(
     http: httpx.AsyncClient, ingress: Ingress, sink: Sink, temporal_client: Client
 ) -> None:
@@ -76,11 +88,17 @@ async def test_pending_and_matched_pairs_are_found_by_query(
     for _ in range(2):
         await send_pairing_request(http, ingress.url, alice, bob)
     handle = temporal_client.get_workflow_handle(waiting)
-    upserted = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
     history = await settled_after_signals(handle, 3)
-    assert [e for e in history.events if e.event_type == upserted] == []
-    matched_history = await temporal_client.get_workflow_handle(matched).fetch_history()
-    assert len([e for e in matched_history.events if e.event_type == upserted]) == 1
+    # The only upsert is core's, of TemporalChangeVersion, once per patch id a run meets.
+    assert upserted_names(history) == [{"TemporalChangeVersion"}]
+    matched_description = await temporal_client.get_workflow_handle(matched).describe()
+    matched_run = temporal_client.get_workflow_handle(
+        matched, run_id=matched_description.raw_description.workflow_execution_info.first_run_id
+    )
+    assert upserted_names(await matched_run.fetch_history()) == [
+        {"TemporalChangeVersion"},
+        {"LetroOutcome", "LetroPending"},
+    ]
     description = await handle.describe()
     assert await description.static_summary() == (
         f"Legacy pairing: {min(alice.veraid_id, bob.veraid_id)} and "

@@ -70,10 +70,13 @@ MAX_REMEMBERED_PARCELS = 1_000
 # A digest is this many hex digits of the SHA-256 of a parcel's dedup key: 128 bits, so two
 # parcels cannot be mistaken for each other, and nothing says whose parcel it was.
 _DIGEST_HEX_DIGITS = 32
-# Patches (see README, "Changing a workflow"). After a match, continue as new at once with
-# only the parcels' digests; and a fresh run's first store reads back the stored requests.
-FORGET_AFTER_MATCH = "pair-continue-as-new-after-match"
-READ_BACK_STORED = "pair-read-back-stored-requests"
+# Patch (see README, "Changing a workflow") for three changes released together: a fresh
+# run's first store reads back the stored requests; a match is one local activity, not
+# three; after a match the pair continues as new with only the parcels' digests. One id, not
+# one per change: core records each patch id a run meets as a marker and an upsert of
+# TemporalChangeVersion, in every new run. The SDK remembers the answer for the run, so a
+# run that started before the release (no marker) keeps the old behaviour at every point.
+PAIRS_2026_12 = "pair-read-back-match-in-one-step-forget-after-match"
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. MongoDB failures
@@ -82,8 +85,6 @@ READ_BACK_STORED = "pair-read-back-stored-requests"
 _STORE_TIMEOUT = timedelta(seconds=10)
 # One deletion and two concurrent emissions, each bounded on its own.
 _MATCH_TIMEOUT = timedelta(seconds=30)
-# Patch (README, "Changing a workflow"): a match is one local activity, not three.
-_MATCH_IN_ONE_STEP = "match-in-one-step"
 
 
 def pair_workflow_id(prefix: str, veraid_id_a: str, veraid_id_b: str) -> str:
@@ -191,7 +192,7 @@ class PairWorkflow:
                 self._count(PAIRING_MATCHES)
                 pending.clear()
                 visibility.record(outcome="matched", pending=False)
-                if workflow.patched(FORGET_AFTER_MATCH):
+                if workflow.patched(PAIRS_2026_12):
                     # The matched requests stay in this run's history only.
                     self._continue_as_new(state)
             idle_since = workflow.now()
@@ -280,7 +281,7 @@ class PairWorkflow:
         self, items: Sequence[WaitingRequest], pending: dict[str, WaitingRequest], ttl: timedelta
     ) -> None:
         """Mirror ``items`` in MongoDB; on a fresh run's first store, take up what is there."""
-        read = self._unread and workflow.patched(READ_BACK_STORED)
+        read = self._unread and workflow.patched(PAIRS_2026_12)
         self._unread = False
         results = await asyncio.gather(
             *(
@@ -343,7 +344,7 @@ class PairWorkflow:
         ]
         # The stored copies can go before the matches are sent: the workflow, not MongoDB,
         # holds what the matches are made of, so a crash in between loses nothing.
-        if workflow.patched(_MATCH_IN_ONE_STEP):
+        if workflow.patched(PAIRS_2026_12):
             await self._conclude(messages, first)
         else:
             await asyncio.gather(
