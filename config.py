@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
-from contract.pairing import MAX_HISTORY_EVENTS
+from contract.pairing import MAX_HISTORY_EVENTS, PAIR_LINGER
 from letro.account_names import (
     DEFAULT_DOMAINS_BY_LOCALE,
     DEFAULT_FALLBACK_DOMAIN,
@@ -192,8 +192,11 @@ class Settings:
     pubsub_push: PubSubPushSettings
     # How long a message is retried once its quick first attempts failed (workflows.replies).
     egress_retry_window: timedelta
-    # How long a taken parcel has no second effect, whatever its type (workflows.remember).
+    # How long a taken parcel has no second effect, whatever its type (workflows.remember,
+    # ingress.parcel_ledger).
     dedup_window: timedelta
+    # How long a pair workflow stays open after its last request (contract.pairing).
+    pair_linger: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,6 +750,15 @@ PAIRING_HISTORY_LIMIT_EVENTS = Variable(
     " arriving (read by the ingress, which starts the workflow)",
     default=str(MAX_HISTORY_EVENTS),
     setting="pairing_history_events",
+)
+PAIRING_LINGER_SECONDS = Variable(
+    "PAIRING_LINGER_SECONDS",
+    SECONDS,
+    "how long a pair workflow stays open after its last request, holding the matched requests"
+    " (at most DEDUP_WINDOW_SECONDS; later copies are dropped by the ingress)",
+    default=str(int(PAIR_LINGER.total_seconds())),
+    default_doc="1 hour",
+    setting="pair_linger",
 )
 VERAID_TRUST_ANCHORS = Variable(
     "VERAID_TRUST_ANCHORS",

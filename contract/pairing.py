@@ -2,7 +2,7 @@
 their MongoDB activities take, and the VeraId refusal workflow's input and result."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contract.messages import OutgoingMessage
 
@@ -10,6 +10,11 @@ from contract.messages import OutgoingMessage
 # (Temporal's own suggestion comes at about 4,000 events only if the server is so set, and
 # it terminates a workflow at 51,200 events): a pair resent to without end never hits a limit.
 MAX_HISTORY_EVENTS = 10_000
+# How long a pair workflow stays open after its last request, ignoring copies of the parcels
+# it took: long enough for copies racing the ingress's record of the parcel (which catches
+# every later one, for the whole dedup window), short enough that a matched pair's keys and
+# bundles do not stay in a running workflow.
+PAIR_LINGER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,9 @@ class PairingInput:
 
     veraid_ids: list[str]
     request_ttl_seconds: float
-    # How long a taken parcel is remembered (DEDUP_WINDOW_SECONDS); the default is what pairs
-    # started before the setting existed lingered, an hour after their last request.
+    # How long the pair remembers a parcel it took and lingers after its last request: the
+    # dedup window or PAIR_LINGER, whichever is shorter (the ingress remembers the rest of
+    # the window). The default is what pairs started before the setting existed lingered.
     dedup_window_seconds: float = 3600.0
     max_history_events: int = MAX_HISTORY_EVENTS
     # State carried across continue-as-new.

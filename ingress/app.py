@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from cloudevents.core.base import BaseCloudEvent
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from quart import Quart, Response, g, request
 from temporalio.client import Client
 from temporalio.common import MetricMeter, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -26,9 +27,11 @@ from werkzeug.exceptions import HTTPException
 
 from awala.cloudevents import event_from_http, event_from_pubsub_push
 from awala.errors import InvalidCloudEvent, InvalidServiceMessage
-from awala.service_messages import incoming_message_from_event
+from awala.service_messages import IncomingServiceMessage, incoming_message_from_event
 from config import Settings, Transport
-from connections import connect_mongo, connect_temporal
+from connections import connect_mongo, connect_temporal, database
+from ingress.parcel_ledger import COLLECTION_NAME as TAKEN_PARCELS
+from ingress.parcel_ledger import ParcelLedger
 from ingress.push_auth import push_authentication
 from ingress.routing import (
     ContentTooLarge,
@@ -67,6 +70,7 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         veraid_trust_anchors=settings.veraid_trust_anchors,
         pairing_history_events=settings.pairing_history_events,
         dedup_window=settings.dedup_window,
+        pairing_linger=settings.pair_linger,
     )
 
     @app.before_serving
@@ -75,7 +79,10 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         state["temporal"] = temporal_client or await connect_temporal(
             settings.temporal, lazy=True, runtime=runtime
         )
-        state["mongo"] = connect_mongo(settings.mongodb)
+        state["mongo"] = mongo = connect_mongo(settings.mongodb)
+        state["ledger"] = ParcelLedger(
+            database(mongo, settings.mongodb)[TAKEN_PARCELS], settings.dedup_window
+        )
 
     @app.after_serving
     async def disconnect() -> None:
@@ -133,9 +140,19 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
             parcelId=message.parcel_id, contentType=message.content_type, peerId=message.sender_id
         )
         g.content_type = message.content_type
+        ledger: ParcelLedger = state["ledger"]
+        now = datetime.now(UTC)
+        try:
+            if await ledger.was_taken(message.sender_id, message.parcel_id, now):
+                log.info("Ignored redelivered service message")
+                metrics.refusal(message.content_type, "Ignored redelivered service message")
+                return Response("", 204)
+        except PyMongoError as error:
+            log.error("Could not read the taken parcels; the broker will retry", err=str(error))
+            return Response("", 503)
         started = time.perf_counter()
         try:
-            decision = route(message, routing, datetime.now(UTC))
+            decision = route(message, routing, now)
         except UnsupportedContentType as error:
             log.warning("Unsupported service message content type")
             return _json_error(400, "Unsupported service message content type", str(error))
@@ -158,7 +175,7 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
         except WorkflowAlreadyStartedError:
             # Only a StartOnce whose workflow already ran: a redelivery, already handled.
             log.info("Ignored redelivered service message", workflowId=decision.workflow_id)
-            return Response("", 204)
+            return await _taken(ledger, message, now, log)
         except (TimeoutError, RPCError, RuntimeError) as error:
             # RuntimeError: the lazy client failed to connect at all.
             log.error("Could not hand message to Temporal; the broker will retry", err=str(error))
@@ -169,9 +186,25 @@ def create_app(settings: Settings, *, temporal_client: Client | None = None) -> 
             workflowId=decision.workflow_id,
             **decision.log_fields,
         )
-        return Response("", 204)
+        return await _taken(ledger, message, now, log)
 
     return app
+
+
+async def _taken(
+    ledger: ParcelLedger, message: IncomingServiceMessage, now: datetime, log: Any
+) -> Response:
+    """Remember the parcel Temporal now holds, then acknowledge it.
+
+    If MongoDB fails here, 503: the broker's redelivery meets the workflow, which ignores
+    the parcel it already took, and is recorded then.
+    """
+    try:
+        await ledger.record(message.sender_id, message.parcel_id, now)
+    except PyMongoError as error:
+        log.error("Could not record the taken parcel; the broker will retry", err=str(error))
+        return Response("", 503)
+    return Response("", 204)
 
 
 async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> None:

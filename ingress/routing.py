@@ -32,6 +32,7 @@ from contract.connection_params import ConnectionParamsInput
 from contract.messages import Forwarding
 from contract.pairing import (
     MAX_HISTORY_EVENTS,
+    PAIR_LINGER,
     ContactPairingRefusalToSend,
     PairingInput,
     PairingRequestReceived,
@@ -93,6 +94,13 @@ class RoutingOptions:
     pairing_history_events: int = MAX_HISTORY_EVENTS
     # How long a taken parcel has no second effect (DEDUP_WINDOW_SECONDS), for every type.
     dedup_window: timedelta = timedelta(days=7)
+    # How long a pair stays open after its last request (PAIRING_LINGER_SECONDS).
+    pairing_linger: timedelta = PAIR_LINGER
+
+    @property
+    def pair_linger(self) -> timedelta:
+        # Within the window the pair remembers its parcels itself, and the ingress after.
+        return min(self.dedup_window, self.pairing_linger)
 
 
 WorkflowT = TypeVar("WorkflowT")
@@ -198,7 +206,7 @@ def _legacy_pairing_request(
             veraid_ids=sorted((request.requester_veraid_id, request.target_veraid_id)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
-            dedup_window_seconds=options.dedup_window.total_seconds(),
+            dedup_window_seconds=options.pair_linger.total_seconds(),
         ),
         signal=LegacyContactPairing.pairing_request,
         signal_input=PairingRequestReceived(
@@ -294,7 +302,7 @@ def _signal_verified_pair(
             veraid_ids=sorted((requester, target)),
             request_ttl_seconds=options.pairing_request_ttl.total_seconds(),
             max_history_events=options.pairing_history_events,
-            dedup_window_seconds=options.dedup_window.total_seconds(),
+            dedup_window_seconds=options.pair_linger.total_seconds(),
         ),
         signal=VeraidContactPairing.pairing_request,
         signal_input=PairingRequestReceived(

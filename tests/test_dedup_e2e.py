@@ -69,7 +69,8 @@ from workflows import account_creation, forwarding, legacy_pairing, veraid_pairi
 
 pytestmark = pytest.mark.integration
 
-WINDOW_SECONDS = 5
+WINDOW_SECONDS = 8
+LINGER_SECONDS = 2
 TTL_SECONDS = 6
 TIMEOUT = 20.0
 
@@ -79,6 +80,7 @@ def short_window(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
     return start_ingress(
         TEMPORAL_TASK_QUEUE=http_worker.task_queue,
         DEDUP_WINDOW_SECONDS=str(WINDOW_SECONDS),
+        PAIRING_LINGER_SECONDS=str(LINGER_SECONDS),
         PAIRING_REQUEST_TTL_SECONDS=str(TTL_SECONDS),
     )
 
@@ -173,36 +175,41 @@ async def test_legacy_redelivery_is_ignored_for_the_window_then_is_a_new_request
 ) -> None:
     alice, bob = new_agent("alice"), new_agent("bob")
     workflow_id = legacy_pairing.workflow_id_for(alice.veraid_id, bob.veraid_id)
+    handle = temporal_client.get_workflow_handle(workflow_id)
     await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
     await send_pairing_request(http, short_window.url, bob, alice, parcel_id="pb")
     await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(bob.endpoint_id)), TIMEOUT)
-    matched_at = time.monotonic()
+    taken_at = time.monotonic()
 
-    # The run remembering the parcels holds neither side's endpoint id nor key.
-    handle = temporal_client.get_workflow_handle(workflow_id)
-    status = await until_status(temporal_client, workflow_id, lambda s: s.remembered_parcels)
-    assert (status.matches, status.remembered_parcels, status.pending_requesters) == (1, 2, [])
-    blobs = await history_blobs(handle)
-    assert absent(blobs, alice.endpoint_id, bob.endpoint_id, alice.id_key, bob.id_key)
-
-    await asyncio.sleep(2)  # past the match, inside the window
+    # A copy while the pair lingers is dropped by the ingress too: the pair never sees it
+    # (the pair's own memory is for copies racing the ingress's record of the parcel).
     await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
-    status = await until_status(temporal_client, workflow_id, lambda s: s.redeliveries_ignored)
-    assert (status.redeliveries_ignored, status.pending_requesters) == (1, [])
+    status = await until_status(temporal_client, workflow_id, lambda s: s.matches == 1)
+    assert (status.redeliveries_ignored, status.pending_requesters) == (0, [])
+
+    # Once it has closed (the old linger), the ingress drops copies: no new run, no request.
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
+    assert time.monotonic() - taken_at < WINDOW_SECONDS - 1  # still inside the window
+    for sender, target, parcel in ((alice, bob, "pa"), (bob, alice, "pb")):
+        await send_pairing_request(http, short_window.url, sender, target, parcel_id=parcel)
+    await asyncio.sleep(1)
+    assert await run_count(temporal_client, workflow_id) == 1
     assert len(sink.recorder.to(alice.endpoint_id)) == len(sink.recorder.to(bob.endpoint_id)) == 1
+    assert short_window.process.log_file is not None
+    log = short_window.process.log_file.read_text()
+    assert log.count("Ignored redelivered service message") >= 3
 
     # Once the window has closed, the same parcel is a new request.
-    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
-    assert time.monotonic() - matched_at >= WINDOW_SECONDS - 1
+    await asyncio.sleep(max(0.0, WINDOW_SECONDS - (time.monotonic() - taken_at)) + 0.5)
     await send_pairing_request(http, short_window.url, alice, bob, parcel_id="pa")
     status = await until_status(
         temporal_client, workflow_id, lambda s: s.pending_requesters == [alice.veraid_id]
     )
     assert status.matches == 0
-    assert await run_count(temporal_client, workflow_id) == 3  # matched, remembered, new
+    assert await run_count(temporal_client, workflow_id) == 2  # matched, then the new request
 
 
-async def test_veraid_match_leaves_no_bundle_in_the_running_workflow(
+async def test_veraid_match_leaves_no_running_workflow_and_copies_are_dropped(
     http: httpx.AsyncClient,
     short_window: Ingress,
     sink: Sink,
@@ -220,17 +227,40 @@ async def test_veraid_match_leaves_no_bundle_in_the_running_workflow(
     await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, alice_bundle, "va")
     await post(http, short_window, bob.endpoint_id, CONTACT_PAIRING_REQUEST, bob_bundle, "vb")
     await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(alice.endpoint_id)), TIMEOUT)
-    await until_status(temporal_client, workflow_id, lambda s: s.remembered_parcels == 2)
 
-    blobs = await history_blobs(temporal_client.get_workflow_handle(workflow_id))
-    assert absent(blobs, alice_bundle, bob_bundle, alice.endpoint_id, bob.endpoint_id)
-    assert absent(blobs, spki(alice.endpoint_key), spki(bob.endpoint_key))
-
+    # The bundles and keys leave with the run, which closes after the linger, not the window.
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
     for agent, bundle, parcel in ((alice, alice_bundle, "va"), (bob, bob_bundle, "vb")):
         await post(http, short_window, agent.endpoint_id, CONTACT_PAIRING_REQUEST, bundle, parcel)
-    status = await until_status(temporal_client, workflow_id, lambda s: s.redeliveries_ignored == 2)
-    assert (status.matches, status.pending_requesters) == (1, [])
+    await asyncio.sleep(1)
+    assert await run_count(temporal_client, workflow_id) == 1
     assert len(sink.recorder.to(alice.endpoint_id)) == len(sink.recorder.to(bob.endpoint_id)) == 1
+
+
+async def test_only_a_taken_parcel_counts(
+    http: httpx.AsyncClient,
+    short_window: Ingress,
+    temporal_client: Client,
+    veraid_org: VeraidOrg,
+) -> None:
+    """A parcel the ingress dropped (here unverifiable) is not remembered: the same parcel id
+    with a genuine request is taken."""
+    alice, bob = new_veraid_agent(veraid_org, "alice"), new_veraid_agent(veraid_org, "bob")
+    workflow_id = veraid_pairing.workflow_id_for(
+        pairing_key(alice.veraid_id), pairing_key(bob.veraid_id)
+    )
+    junk = b"\x30\x03\x02\x01\x00"
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, junk, "same")
+    genuine = alice.pairing_request(bob.veraid_id)
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, genuine, "same")
+
+    status = await until_status(
+        temporal_client,
+        workflow_id,
+        lambda s: s.pending_requesters == [pairing_key(alice.veraid_id)],
+    )
+    assert status.redeliveries_ignored == 0
 
 
 # --- MongoDB read back ---------------------------------------------------------------------------
@@ -560,10 +590,11 @@ async def test_redelivered_account_request_creates_no_second_member(
     dev_authority: DevAuthorityServer,
     temporal_client: Client,
 ) -> None:
-    """What the account workflow does with a copy (same sender, same bytes, so the same
-    workflow): it is signalled to the workflow, which, once it has replied, answers each copy
-    with that same reply (the same event id, the member's bundle fetched again) until the
-    window closes. It never creates a member for a copy."""
+    """A redelivered parcel is dropped by the ingress. A copy of the request under another
+    parcel id (the agent sending it again: same sender, same bytes, so the same workflow) is
+    signalled to the workflow, which, once it has replied, answers each copy with that same
+    reply (the same event id, the member's bundle fetched again) until the window closes. It
+    never creates a member for a copy."""
     sender, prefix = "0" + uuid.uuid4().hex * 2, "d" + uuid.uuid4().hex[:9]
     content, _ = pss_request(prefix)
     workflow_id = account_creation.workflow_id_for(sender, content)
@@ -574,9 +605,13 @@ async def test_redelivered_account_request_creates_no_second_member(
     _, _, assigned, _ = parse_account_creation(first.data)
     assert await authority_members(http, dev_authority, prefix) == [(prefix, 1)]
 
-    # The same parcel again, inside the window.
+    # The same parcel again, inside the window: dropped.
     handle = temporal_client.get_workflow_handle(workflow_id)
     await post(http, short_window_accounts, sender, ACCOUNT_REQUEST, content, "acc")
+    await asyncio.sleep(1)
+    assert len(sink.recorder.to(sender)) == 1
+    # The same request in a new parcel: answered again, with the same reply.
+    await post(http, short_window_accounts, sender, ACCOUNT_REQUEST, content, "acc-again")
     await sink.recorder.wait_for(lambda _: len(sink.recorder.to(sender)) >= 2, TIMEOUT)
     await asyncio.sleep(1)  # room for a third reply, were there one
     replies = sink.recorder.to(sender)

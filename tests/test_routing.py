@@ -80,8 +80,9 @@ def signal_to_pair(
     ids = sorted([requester, target])
     assert decision.workflow == workflow.run
     assert decision.workflow_id == f"{prefix}:{ids[0]}:{ids[1]}"
+    # The pair lingers an hour; the ingress remembers its parcels for the rest of the week.
     assert decision.start_input == PairingInput(
-        veraid_ids=ids, request_ttl_seconds=90 * 86400, dedup_window_seconds=7 * 86400
+        veraid_ids=ids, request_ttl_seconds=90 * 86400, dedup_window_seconds=3600
     )
     # The name running pairs know their requests by: the method must keep it.
     assert decision.signal_name == "pairing_request"

@@ -11,12 +11,11 @@ the pair (in the same local activity, so a pair costs no extra step), and a stor
 counterpart, written by the original server or by a run Temporal terminated, matches as if
 it had been signalled, expiring 90 days after its own creation date.
 
-Every parcel taken is remembered, by a digest and the time it was taken, for the dedup
-window (``DEDUP_WINDOW_SECONDS``), so a broker's late redelivery has no effect. Right after
-a match the workflow continues as new carrying only those digests, so the requests' ids,
-keys and bundles leave with the old run's history, which the namespace's retention deletes;
-the new run waits until the window closes, and a new request (a re-pair) works there as in
-any run.
+Every parcel taken is remembered, by a digest and the time it was taken, while the workflow
+runs; it lingers ``PAIR_LINGER`` after its last request (or the dedup window, if shorter)
+and then completes, so the matched requests' keys and bundles leave Temporal with that run's
+history, at the namespace's retention. A redelivery after that, within the dedup window, is
+dropped by the ingress (``ingress.parcel_ledger``) before it reaches Temporal.
 """
 
 import asyncio
@@ -70,13 +69,13 @@ MAX_REMEMBERED_PARCELS = 1_000
 # A digest is this many hex digits of the SHA-256 of a parcel's dedup key: 128 bits, so two
 # parcels cannot be mistaken for each other, and nothing says whose parcel it was.
 _DIGEST_HEX_DIGITS = 32
-# Patch (see README, "Changing a workflow") for three changes released together: a fresh
-# run's first store reads back the stored requests; a match is one local activity, not
-# three; after a match the pair continues as new with only the parcels' digests. One id, not
-# one per change: core records each patch id a run meets as a marker and an upsert of
-# TemporalChangeVersion, in every new run. The SDK remembers the answer for the run, so a
-# run that started before the release (no marker) keeps the old behaviour at every point.
-PAIRS_2026_12 = "pair-read-back-match-in-one-step-forget-after-match"
+# Patch (see README, "Changing a workflow") for two changes released together: a fresh
+# run's first store reads back the stored requests, and a match is one local activity, not
+# three. One id, not one per change: core records each patch id a run meets as a marker and
+# an upsert of TemporalChangeVersion, in every new run. The SDK remembers the answer for the
+# run, so a run that started before the release (no marker) keeps the old behaviour at
+# every point.
+PAIRS_2026_12 = "pair-read-back-match-in-one-step"
 
 # All three activities are quick and idempotent, so they run as local activities: a
 # round trip to the Temporal server per step would halve the pairing rate. MongoDB failures
@@ -192,9 +191,6 @@ class PairWorkflow:
                 self._count(PAIRING_MATCHES)
                 pending.clear()
                 visibility.record(outcome="matched", pending=False)
-                if workflow.patched(PAIRS_2026_12):
-                    # The matched requests stay in this run's history only.
-                    self._continue_as_new(state)
             idle_since = workflow.now()
 
             if self._history_is_long():
