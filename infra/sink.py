@@ -206,7 +206,7 @@ class SinkServer:
         self._stop = asyncio.Event()
         app = create_sink_app(self.recorder, faults=self.faults)
         self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._stop.wait))
-        await _accepting(self.port, _START_SECONDS)
+        await accepting(self.port, _START_SECONDS)
 
     async def stop(self) -> None:
         """Close the port; requests in progress are cut off, as when the process dies."""
@@ -219,7 +219,7 @@ class SinkServer:
             await asyncio.wait_for(task, timeout=_STOP_SECONDS)
 
 
-async def _accepting(port: int, seconds: float) -> None:
+async def accepting(port: int, seconds: float) -> None:
     """Wait until something accepts connections on the loopback ``port``."""
     async with asyncio.timeout(seconds):
         while True:

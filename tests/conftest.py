@@ -26,7 +26,7 @@ from infra.connparams_servers import LocalConnectionParamsServers, serve_connect
 from infra.dev_authority import DevAuthority, DevAuthorityServer
 from infra.processes import ChildProcess, http_answers, log_contains, python_module, python_script
 from infra.services import MongoDB, PubSubEmulator, TemporalDevServer, free_port
-from infra.sink import EventRecorder, create_sink_app
+from infra.sink import EventRecorder, accepting, create_sink_app
 from tests.relaynet import GeneratedParams, generate_connection_params
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -95,20 +95,6 @@ class Sink:
     recorder: EventRecorder
 
 
-async def _accepting(port: int, seconds: float = 10) -> None:
-    """Wait until something accepts connections on the loopback ``port``."""
-    async with asyncio.timeout(seconds):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
-
-
 @contextlib.asynccontextmanager
 async def serve_sink(
     *, fail_first: int = 0, keep: int | None = None, refuse: Mapping[str, int] | None = None
@@ -125,7 +111,7 @@ async def serve_sink(
     app = create_sink_app(recorder, fail_first=fail_first, refuse=refuse)
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
-        await _accepting(port)
+        await accepting(port, 10)
         yield Sink(url=f"http://127.0.0.1:{port}/", recorder=recorder)
     finally:
         stop.set()
