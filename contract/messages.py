@@ -1,11 +1,26 @@
 """Outgoing service messages: what every workflow hands the egress, the egress's retry
 window, a message kept undelivered, forwarding input, and what a one-shot workflow
-remembers of its parcel."""
+remembers of its parcel; and the digest by which the ingress and the pairs remember a parcel."""
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+# 128 bits of SHA-256: no two parcels are mistaken for each other, and the digest says
+# nothing of whose parcel it was.
+_DIGEST_HEX_DIGITS = 32
+
+
+def dedup_key(sender_id: str, parcel_id: str) -> str:
+    # Parcel ids are chosen by the sending endpoint, so they are scoped to it.
+    return f"{sender_id}/{parcel_id}"
+
+
+def parcel_digest(key: str) -> str:
+    """What is remembered of a parcel, from its ``dedup_key``."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:_DIGEST_HEX_DIGITS]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ their MongoDB activities take, and the VeraId refusal workflow's input and resul
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from contract.messages import OutgoingMessage
+from contract.messages import OutgoingMessage, dedup_key
 
 # A pair continues as new once its history is this long, even while requests keep coming
 # (Temporal's own suggestion comes at about 4,000 events only if the server is so set, and
@@ -36,8 +36,7 @@ class PairingRequestReceived:
 
     @property
     def dedup_key(self) -> str:
-        # Parcel ids are chosen by the sending endpoint, so scope them to it.
-        return f"{self.requester_endpoint_id}/{self.parcel_id}"
+        return dedup_key(self.requester_endpoint_id, self.parcel_id)
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,18 @@ passed; until then a lookup also compares the expiry, as the monitor runs once a
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from contract.messages import dedup_key, parcel_digest
+
 COLLECTION_NAME = "takenparcels"
-# 128 bits of SHA-256: no two parcels are mistaken for each other, and the digest says
-# nothing of whose parcel it was.
-_DIGEST_HEX_DIGITS = 32
 
 
-def parcel_digest(sender_id: str, parcel_id: str) -> str:
-    # Parcel ids are chosen by the sending endpoint, so they are scoped to it.
-    return hashlib.sha256(f"{sender_id}/{parcel_id}".encode()).hexdigest()[:_DIGEST_HEX_DIGITS]
+def _digest(sender_id: str, parcel_id: str) -> str:
+    return parcel_digest(dedup_key(sender_id, parcel_id))
 
 
 class ParcelLedger:
@@ -47,7 +44,7 @@ class ParcelLedger:
 
     async def was_taken(self, sender_id: str, parcel_id: str, now: datetime) -> bool:
         found = await self._collection.find_one(
-            {"_id": parcel_digest(sender_id, parcel_id), "expireAt": {"$gt": now}},
+            {"_id": _digest(sender_id, parcel_id), "expireAt": {"$gt": now}},
             projection={"_id": True},
         )
         return found is not None
@@ -55,7 +52,7 @@ class ParcelLedger:
     async def record(self, sender_id: str, parcel_id: str, now: datetime) -> None:
         await self._ensure_index()
         await self._collection.update_one(
-            {"_id": parcel_digest(sender_id, parcel_id)},
+            {"_id": _digest(sender_id, parcel_id)},
             {"$set": {"expireAt": now + self._window}},
             upsert=True,
         )

@@ -20,7 +20,6 @@ dropped by the ingress (``ingress.parcel_ledger``) before it reaches Temporal.
 
 import asyncio
 import base64
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -30,7 +29,7 @@ from temporalio.common import MetricCounter
 with workflow.unsafe.imports_passed_through():
     from activities.pairing_match import MatchDelivery
     from activities.pairing_store import PairingRequestStore
-    from contract.messages import OutgoingMessage
+    from contract.messages import OutgoingMessage, parcel_digest
     from contract.pairing import (
         MatchToDeliver,
         PairingInput,
@@ -66,9 +65,6 @@ SANDBOXED = False
 # bounds what an abusive sender can make a pair carry (about 80 bytes each). A genuine pair
 # sends a handful of parcels a week; when the cap bites, the oldest go, with a warning.
 MAX_REMEMBERED_PARCELS = 1_000
-# A digest is this many hex digits of the SHA-256 of a parcel's dedup key: 128 bits, so two
-# parcels cannot be mistaken for each other, and nothing says whose parcel it was.
-_DIGEST_HEX_DIGITS = 32
 # Patch (see README, "Changing a workflow") for two changes released together: a fresh
 # run's first store reads back the stored requests, and a match is one local activity, not
 # three. One id, not one per change: core records each patch id a run meets as a marker and
@@ -423,11 +419,6 @@ class PairWorkflow:
             start_to_close_timeout=_STORE_TIMEOUT,
             retry_policy=RETRY_FOREVER,
         )
-
-
-def parcel_digest(dedup_key: str) -> str:
-    """What a pair remembers of a parcel it took: nothing that says whose it was."""
-    return hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()[:_DIGEST_HEX_DIGITS]
 
 
 def _carried_parcels(state: PairingInput, now: datetime) -> dict[str, datetime]:
