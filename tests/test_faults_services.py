@@ -62,7 +62,12 @@ async def test_mongod_killed_and_restarted_on_its_dbpath_loses_nothing(
     first = await first_wave_under_way(run)
     await run.stack.kill_mongod()
     delivered_at_kill = len(run.recorder.events)
-    second = asyncio.create_task(drive(run.sender(), run.waves[1]))
+    sender = run.sender()
+    second = asyncio.create_task(drive(sender, run.waves[1]))
+    # The ingress looks every parcel up in its record of taken parcels, so while mongod is
+    # down it answers 503 (after the client's server-selection timeout) and takes nothing.
+    # Whether the worker also meets the outage depends on where the first wave is.
+    await until(lambda: sender.failures["503"] > 0, 20, "the ingress answering 503")
     await asyncio.sleep(OUTAGE_SECONDS)
     await run.stack.start_mongod()
     await asyncio.gather(first, second)
@@ -70,5 +75,3 @@ async def test_mongod_killed_and_restarted_on_its_dbpath_loses_nothing(
 
     assert_exactly_once(result)
     assert delivered_at_kill < result.expected
-    # The outage was met: storing a pending request failed, and was retried.
-    assert "Completing activity as failed" in run.stack.log_text("worker")
