@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from activities.pairing_match import ACTIVITY_NAME
+
+MATCH_ACTIVITY = ACTIVITY_NAME.encode()
 # Enough workflows for a stable mean; reading a history costs the server a little CPU, and
 # this runs between phases, outside any measured interval.
 SAMPLE = 100
@@ -73,32 +77,47 @@ async def _pair_history(client: Client, workflow_id: str) -> _PairHistory:
     runs = [e async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
     for run in runs:
         history = await client.get_workflow_handle(workflow_id, run_id=run.run_id).fetch_history()
-        types = [event.event_type for event in history.events]
-        events += len(types)
-        tasks += types.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-        one_task_match = one_task_match or _matched_in_one_task(types)
+        kinds = [event.event_type for event in history.events]
+        events += len(kinds)
+        tasks += kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        one_task_match = one_task_match or _matched_in_one_task(history.events)
     return _PairHistory(events, tasks, len(runs), one_task_match)
 
 
-def _matched_in_one_task(types: Sequence[EventType.ValueType]) -> bool:
-    """Whether the task that took the second request also sent the matches.
+def _matched_in_one_task(events: Sequence[HistoryEvent]) -> bool:
+    """Whether the workflow task that took the second request also sent the matches.
 
-    A match is sent by local activities, recorded as markers right after the completion of
-    the task that ran them; so the second signal, then one completed task, then markers.
+    A signal is taken by the first task started after it. The matches are sent by a local
+    activity, recorded as a marker among the commands of the task that ran it, that is
+    between that task's completion and the next task (a timer's cancellation or an upsert
+    may come first). A marker only after a later task means the match took a round trip.
     """
-    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    signals = [i for i, kind in enumerate(types) if kind == signalled]
+    kinds = [event.event_type for event in events]
+    signals = [
+        i
+        for i, kind in enumerate(kinds)
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
     if len(signals) < 2:
         return False
-    after = types[signals[1] + 1 :]
     try:
-        completed = after.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        started = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, signals[1])
+        completed = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, started)
     except ValueError:
         return False
-    # Markers of the matching task follow its completion; a second task before any
-    # marker would mean the match waited for another round trip.
-    rest = after[completed + 1 :]
-    return bool(rest) and rest[0] == EventType.EVENT_TYPE_MARKER_RECORDED
+    for event in events[completed + 1 :]:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            return False
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and _is_match_delivery(event):
+            return True
+    return False
+
+
+def _is_match_delivery(event: HistoryEvent) -> bool:
+    details = event.marker_recorded_event_attributes.details.get("data")
+    return details is not None and any(
+        MATCH_ACTIVITY in payload.data for payload in details.payloads
+    )
 
 
 def _summarise(histories: Sequence[_PairHistory]) -> TemporalWork:
