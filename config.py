@@ -192,8 +192,7 @@ class Settings:
     pubsub_push: PubSubPushSettings
     # How long a message is retried once its quick first attempts failed (workflows.replies).
     egress_retry_window: timedelta
-    # How long a taken parcel has no second effect, whatever its type (workflows.remember,
-    # ingress.parcel_ledger).
+    # How long a taken parcel has no second effect, whatever its type (ingress.parcel_ledger).
     dedup_window: timedelta
     # How long a pair workflow stays open after its last request (contract.pairing).
     pair_linger: timedelta

@@ -41,7 +41,6 @@ from workflows.account_creation import AccountCreation
 from workflows.connection_params import ConnectionParamsRetrieval
 from workflows.forwarding import ForwardServiceMessage
 from workflows.legacy_pairing import LegacyContactPairing
-from workflows.remember import RememberParcel
 from workflows.veraid_pairing import ContactPairingRefusal, VeraidContactPairing
 
 logger = structlog.get_logger("worker")
@@ -53,7 +52,6 @@ WORKFLOWS = [
     ForwardServiceMessage,
     ConnectionParamsRetrieval,
     AccountCreation,
-    RememberParcel,
 ]
 # Our own packages hold no mutable module state and do no I/O at import, so the workflow
 # sandbox may share them instead of re-importing them (and rebuilding every dataclass) for

@@ -13,8 +13,6 @@ class ConnectionParamsInput:
     domain_name: str  # as the agent sent it: echoed in a misconfigured reply
     ascii_domain_name: str  # its A-label form: what is looked up
     retry_seconds: float
-    # See contract.messages.Forwarding.
-    dedup_window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

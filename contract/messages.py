@@ -6,7 +6,6 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 # 128 bits of SHA-256: no two parcels are mistaken for each other, and the digest says
 # nothing of whose parcel it was.
@@ -76,19 +75,3 @@ class Forwarding:
     recipient_endpoint_id: str
     content_type: str
     content_b64: str
-    # How long a redelivery of its parcel must find the workflow running (workflows.remember);
-    # 0 in the inputs of workflows started before the window existed.
-    dedup_window_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class RememberedParcel:
-    """The ``RememberParcel`` workflow's input: when to forget, and the first run's result.
-
-    The result is what that run would have returned (its outcome: a reason, a content type),
-    never personal data; the remembering run answers it to the ``outcome`` query and returns
-    it when it ends.
-    """
-
-    until: datetime
-    outcome: Any = None

@@ -168,8 +168,6 @@ class ContactPairingRefusalToSend:
     server_endpoint_id: str
     reason: str  # the ContactPairingFailureReason's name, for the Web UI and the logs
     failure_b64: str
-    # See contract.messages.Forwarding.
-    dedup_window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -223,9 +223,9 @@ async def _hand_over(client: Client, decision: HandOver, task_queue: str) -> Non
         return
     if not isinstance(decision, StartOnce):
         raise TypeError(f"Unknown hand-over decision: {type(decision).__name__}")  # a bug
-    # Running (doing its work, or remembering its parcel for the dedup window, see
-    # workflows.remember): USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE
-    # makes it fail with WorkflowAlreadyStartedError (until the namespace's retention drops it).
+    # Running: USE_EXISTING makes the start a no-op. Closed: REJECT_DUPLICATE makes it fail
+    # with WorkflowAlreadyStartedError (until the namespace's retention drops it; the record
+    # of taken parcels covers the rest of the dedup window).
     await client.start_workflow(
         decision.workflow,
         decision.start_input,

@@ -77,8 +77,7 @@ async def signal_count(handle: WorkflowHandle[Any, Any]) -> int:
 async def one_shot_outcome(
     client: Client, workflow_id: str, result_type: type[ResultT], deadline: float = 30
 ) -> ResultT:
-    """What a one-shot workflow concluded, once it has: its result if it completed, else the
-    ``outcome`` its remembering run (workflows.remember) answers while the window is open."""
+    """What a one-shot workflow concluded, once it has: its result."""
     handle = client.get_workflow_handle(workflow_id, result_type=result_type)
     async with asyncio.timeout(deadline):
         while True:
@@ -88,9 +87,6 @@ async def one_shot_outcome(
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
             else:
-                if description.workflow_type == "RememberParcel":
-                    outcome: ResultT = await handle.query("outcome", result_type=result_type)
-                    return outcome
                 if description.status == WorkflowExecutionStatus.COMPLETED:
                     result: ResultT = await handle.result()
                     return result

@@ -13,8 +13,7 @@ and the module is not named ``test_*.py``, so a plain ``pytest`` (CI) never coll
 Pair workflows remember their parcels for the dedup window (``PairingInput.dedup_window_seconds``,
 a week in service): to record a closed run, the first request of a pair is handed over by the
 ingress's own routing and hand-over code with that window shortened; the second goes through
-the ingress over HTTP. One-shot workflows remember theirs in a ``RememberParcel`` run: those
-cases go through an ingress whose ``DEDUP_WINDOW_SECONDS`` is short. Ids are short and fixed,
+the ingress over HTTP. Ids are short and fixed,
 so a new recording of an unchanged workflow differs only in keys, times and run ids.
 """
 
@@ -605,27 +604,7 @@ async def test_connection_params(
     await save(handle, branch)
 
 
-# --- Remembering for the dedup window: the patched branches -------------------------------------
-
-
-async def continued(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
-    """``handle``'s first run, once it has continued as new."""
-    description = await handle.describe()
-    first_run = description.raw_description.workflow_execution_info.first_run_id
-    run = handle._client.get_workflow_handle(handle.id, run_id=first_run)
-
-    async def done() -> bool:
-        return (await run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
-
-    await until(done)
-    return run
-
-
-@pytest.fixture(scope="module")
-def remembering_ingress(start_ingress: StartIngress, http_worker: Worker) -> Ingress:
-    return start_ingress(
-        TEMPORAL_TASK_QUEUE=http_worker.task_queue, DEDUP_WINDOW_SECONDS=str(int(LINGER_SECONDS))
-    )
+# --- The pairs' patched branch ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", PAIR_KINDS)
@@ -649,47 +628,3 @@ async def test_pair_read_back_and_match_in_one_step(
 
     assert await closed(handle) == PairingOutcome(matches=1, expirations=0)
     await save(handle, "read-back-match-in-one-step")
-
-
-async def test_forward_then_remember(
-    http: httpx.AsyncClient, temporal_client: Client, remembering_ingress: Ingress
-) -> None:
-    granter, grantee = new_rsa_key(), new_rsa_key()
-    await post(
-        http,
-        remembering_ingress,
-        sender_id=endpoint_id(granter),
-        content_type=PAIRING_AUTH,
-        content=connection_params(granter, grantee),
-        parcel_id="p1",
-    )
-    handle = temporal_client.get_workflow_handle(
-        forwarding.workflow_id_for(endpoint_id(granter), "p1")
-    )
-    forwarded = await continued(handle)
-
-    await closed(handle)
-    await save(forwarded, "forward-then-remember")
-    await save(handle, "remembered")
-
-
-async def test_refusal_then_remember(
-    http: httpx.AsyncClient,
-    temporal_client: Client,
-    remembering_ingress: Ingress,
-    veraid_org: VeraidOrg,
-) -> None:
-    alice = VeraidAgent(veraid_org, "rr-a", new_rsa_key())
-    await post(
-        http,
-        remembering_ingress,
-        sender_id=alice.endpoint_id,
-        content_type=CONTACT_PAIRING_REQUEST,
-        content=alice.pairing_request(alice.veraid_id),
-        parcel_id="p1",
-    )
-    handle = temporal_client.get_workflow_handle(refusal_workflow_id(alice.endpoint_id, "p1"))
-    refused = await continued(handle)
-
-    assert await closed(handle) == {"reason": "INVALID_TARGET_VERAID"}
-    await save(refused, "failure-reply-then-remember")

@@ -54,7 +54,6 @@ from workflows.connection_params import (
     ConnectionParamsRetrieval,
     workflow_id_for,
 )
-from workflows.remember import RememberParcel
 
 pytestmark = pytest.mark.integration
 
@@ -167,18 +166,9 @@ async def test_parameters_are_sent_back(
     assert servers.dns.queries_for(srv_name) == 1
     outcome = await outcome_of(temporal_client, request)
     assert outcome == ConnectionParamsOutcome(CONNECTION_PARAMS, "served by localhost")
-    # The workflow replays its own history: it is deterministic. Having answered, it continued
-    # as new into RememberParcel (workflows.remember): replay the run that answered, and that one.
-    handle = temporal_client.get_workflow_handle(request.workflow_id)
-    remembering = await handle.fetch_history()
-    started = remembering.events[0].workflow_execution_started_event_attributes
-    assert started.workflow_type.name == "RememberParcel"
-    answered = await temporal_client.get_workflow_handle(
-        request.workflow_id, run_id=started.continued_execution_run_id
-    ).fetch_history()
-    replayer = Replayer(workflows=[ConnectionParamsRetrieval, RememberParcel])
-    for history in (answered, remembering):
-        await replayer.replay_workflow(history)
+    # The workflow replays its own history: it is deterministic.
+    history = await temporal_client.get_workflow_handle(request.workflow_id).fetch_history()
+    await Replayer(workflows=[ConnectionParamsRetrieval]).replay_workflow(history)
 
 
 @pytest.mark.parametrize(
@@ -442,9 +432,13 @@ async def test_redelivered_request_is_answered_once(
 
     assert len(sink.recorder.to(request.sender_id)) == 1
     assert servers.dns.queries_for(f"_awala-pdc._tcp.{domain}.") == 1
-    # The later copy met the run remembering the parcel (workflows.remember): a no-op start.
-    description = await temporal_client.get_workflow_handle(request.workflow_id).describe()
-    assert description.workflow_type == "RememberParcel"
+    # The later copy was dropped by the ingress's record of taken parcels.
+    log_file = dns_deployment.ingress.process.log_file
+    assert log_file is not None
+    assert any(
+        "Ignored redelivered service message" in line and request.parcel_id in line
+        for line in log_file.read_text().splitlines()
+    )
 
 
 MALFORMED_NAMES = {

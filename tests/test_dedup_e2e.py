@@ -35,7 +35,7 @@ from infra.agents import (
     new_veraid_agent,
     spki,
 )
-from infra.connparams_servers import Failure, Scenario
+from infra.connparams_servers import Scenario
 from infra.dev_authority import DevAuthorityServer
 from letro.account_messages import parse_account_creation
 from letro.content_types import (
@@ -43,7 +43,6 @@ from letro.content_types import (
     ACCOUNT_REQUEST,
     CONNECTION_PARAMS,
     CONTACT_PAIRING_REQUEST,
-    MISCONFIGURED_INTERNET_ENDPOINT,
     PAIRING_AUTH,
 )
 from letro.veraid_ids import pairing_key
@@ -124,16 +123,6 @@ async def until_closed(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionSta
             if status != WorkflowExecutionStatus.RUNNING:
                 return status
             await asyncio.sleep(0.2)
-
-
-async def remembering(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
-    """Once the one-shot workflow has continued as new into ``RememberParcel``: its status."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            description = await handle.describe()
-            if description.workflow_type == "RememberParcel":
-                return description.status
-            await asyncio.sleep(0.1)
 
 
 async def run_count(client: Client, workflow_id: str) -> int:
@@ -402,27 +391,43 @@ async def test_request_of_a_terminated_pair_matches_after_restart(
 # --- One-shot workflows --------------------------------------------------------------------------
 
 
-async def test_forwarded_authorisation_is_remembered_without_its_content(
+def ingress_ignored(ingress: Ingress, parcel_id: str) -> int:
+    """How many times the ingress logged a redelivery of ``parcel_id`` as ignored."""
+    log_file = ingress.process.log_file
+    assert log_file is not None
+    return sum(
+        "Ignored redelivered service message" in line and parcel_id in line
+        for line in log_file.read_text().splitlines()
+    )
+
+
+async def test_forwarded_authorisation_has_no_second_effect_in_the_window_or_after(
     http: httpx.AsyncClient, short_window: Ingress, sink: Sink, temporal_client: Client
 ) -> None:
     granter, grantee = new_rsa_key(), new_rsa_key()
     params = connection_params(granter, grantee)
-    workflow_id = forwarding.workflow_id_for(endpoint_id(granter), "auth")
-    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, "auth")
+    parcel_id = f"auth-{uuid.uuid4().hex[:8]}"
+    workflow_id = forwarding.workflow_id_for(endpoint_id(granter), parcel_id)
+    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, parcel_id)
     await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(endpoint_id(grantee))), TIMEOUT)
-
+    taken_at = time.monotonic()
     handle = temporal_client.get_workflow_handle(workflow_id)
-    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
-    assert absent(await history_blobs(handle), params, endpoint_id(grantee))
-
-    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, "auth")
-    await asyncio.sleep(1)
-    assert len(sink.recorder.to(endpoint_id(grantee))) == 1
+    # Done once forwarded: no second run waits out the window.
     assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
-    assert await run_count(temporal_client, workflow_id) == 2  # forwarded, then remembered
+
+    # In the window the ingress's record drops the copy before routing it.
+    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, parcel_id)
+    assert ingress_ignored(short_window, parcel_id) == 1
+    # After it, Temporal refuses the closed workflow's id (reject duplicate).
+    await asyncio.sleep(max(0.0, WINDOW_SECONDS - (time.monotonic() - taken_at)))
+    await post(http, short_window, endpoint_id(granter), PAIRING_AUTH, params, parcel_id)
+    assert ingress_ignored(short_window, parcel_id) == 2
+    await asyncio.sleep(1)  # room for a second forward, were there one
+    assert len(sink.recorder.to(endpoint_id(grantee))) == 1
+    assert await run_count(temporal_client, workflow_id) == 1
 
 
-async def test_refusal_is_remembered_for_the_window(
+async def test_refusal_is_sent_once_for_the_window(
     http: httpx.AsyncClient,
     short_window: Ingress,
     sink: Sink,
@@ -431,17 +436,19 @@ async def test_refusal_is_remembered_for_the_window(
 ) -> None:
     alice = VeraidAgent(veraid_org, "self-pairer", new_rsa_key())
     request = alice.pairing_request(alice.veraid_id)  # verified, then refused
-    workflow_id = veraid_pairing.refusal_workflow_id(alice.endpoint_id, "self")
-    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, "self")
+    parcel_id = f"self-{uuid.uuid4().hex[:8]}"
+    workflow_id = veraid_pairing.refusal_workflow_id(alice.endpoint_id, parcel_id)
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, parcel_id)
     await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(alice.endpoint_id)), TIMEOUT)
     handle = temporal_client.get_workflow_handle(workflow_id)
-    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
-    assert await handle.query("outcome") == {"reason": "INVALID_TARGET_VERAID"}
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
+    assert (await handle.result()) == {"reason": "INVALID_TARGET_VERAID"}
 
-    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, "self")
+    await post(http, short_window, alice.endpoint_id, CONTACT_PAIRING_REQUEST, request, parcel_id)
     await asyncio.sleep(1)
+    assert ingress_ignored(short_window, parcel_id) == 1
     assert len(sink.recorder.to(alice.endpoint_id)) == 1
-    assert absent(await history_blobs(handle), request)
+    assert await run_count(temporal_client, workflow_id) == 1
 
 
 # --- Connection params ---------------------------------------------------------------------------
@@ -463,12 +470,7 @@ def without_id(blobs: list[bytes], workflow_id: str) -> list[bytes]:
 
 
 def ignored_redeliveries(deployment: Deployment, request: Request) -> int:
-    log_file = deployment.ingress.process.log_file
-    assert log_file is not None
-    return sum(
-        "Ignored redelivered service message" in line and request.workflow_id in line
-        for line in log_file.read_text().splitlines()
-    )
+    return ingress_ignored(deployment.ingress, request.parcel_id)
 
 
 async def test_served_params_request_is_answered_once_for_the_window_and_after(
@@ -491,68 +493,29 @@ async def test_served_params_request_is_answered_once_for_the_window_and_after(
     [reply] = sink.recorder.to(request.sender_id)
     assert (reply.content_type, reply.data) == (CONNECTION_PARAMS, servers.params.der)
 
-    # The run remembering the parcel holds neither the name asked for nor the requester.
     handle = temporal_client.get_workflow_handle(request.workflow_id)
-    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
     outcome = await one_shot_outcome(temporal_client, request.workflow_id, ConnectionParamsOutcome)
     assert outcome.content_type == CONNECTION_PARAMS
-    blobs = await history_blobs(handle)
-    assert absent(blobs, domain), "the domain name"
-    # The workflow id holds the requester (it is the dedup key); nothing else may.
-    assert absent(without_id(blobs, handle.id), request.sender_id), "the requester"
+    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
 
-    # Redelivered inside the window: the running workflow absorbs it.
+    # Redelivered inside the window: the ingress's record drops it before routing.
     await send(http, short_window_params, request)
     await asyncio.sleep(1.5)  # room for a second reply, were there one
     assert len(sink.recorder.to(request.sender_id)) == 1
     assert servers.dns.queries_for(srv_name) == 1
     assert servers.https.requests[Scenario.GOOD] - fetches_before == 1
-    assert await run_count(temporal_client, request.workflow_id) == 2  # answered, remembered
+    assert ignored_redeliveries(short_window_params, request) == 1
 
     # Once the window has closed, Temporal refuses the id (reject duplicate) until the
-    # namespace's retention drops the closed runs: still no second effect.
-    assert await until_closed(handle) == WorkflowExecutionStatus.COMPLETED
-    assert time.monotonic() - taken_at >= WINDOW_SECONDS - 2
+    # namespace's retention drops the closed run: still no second effect.
+    await asyncio.sleep(max(0.0, WINDOW_SECONDS - (time.monotonic() - taken_at)))
     await send(http, short_window_params, request)
     await asyncio.sleep(1.5)
     assert len(sink.recorder.to(request.sender_id)) == 1
     assert servers.dns.queries_for(srv_name) == 1
     assert servers.https.requests[Scenario.GOOD] - fetches_before == 1
-    assert ignored_redeliveries(short_window_params, request) == 1
-    assert await run_count(temporal_client, request.workflow_id) == 2
-
-
-async def test_misconfigured_answer_is_remembered_without_the_name(
-    http: httpx.AsyncClient,
-    short_window_params: Deployment,
-    connection_params_servers: ConnectionParamsServers,
-    sink: Sink,
-    temporal_client: Client,
-) -> None:
-    """The reasons name what was looked up; the remembering run must not keep them."""
-    domain = unique_domain()
-    serve(connection_params_servers, domain, Failure.NXDOMAIN)
-    request = new_request(domain.upper() + ".")  # the name in any case, as the agent sent it
-
-    await send(http, short_window_params, request)
-    await sink.recorder.wait_for(lambda _: bool(sink.recorder.to(request.sender_id)), TIMEOUT)
-    [reply] = sink.recorder.to(request.sender_id)
-    assert (reply.content_type, reply.data) == (MISCONFIGURED_INTERNET_ENDPOINT, request.name)
-
-    handle = temporal_client.get_workflow_handle(request.workflow_id)
-    assert await remembering(handle) == WorkflowExecutionStatus.RUNNING
-    outcome = await one_shot_outcome(temporal_client, request.workflow_id, ConnectionParamsOutcome)
-    assert outcome.content_type == MISCONFIGURED_INTERNET_ENDPOINT
-    assert outcome.reason.startswith("No such domain: _awala-pdc._tcp.<requested name>")
-    blobs = await history_blobs(handle)
-    assert absent(blobs, domain, domain.upper()), "the domain name"
-    # The workflow id holds the requester (it is the dedup key); nothing else may.
-    assert absent(without_id(blobs, handle.id), request.sender_id), "the requester"
-
-    await send(http, short_window_params, request)
-    await asyncio.sleep(1.5)
-    assert len(sink.recorder.to(request.sender_id)) == 1
-    assert connection_params_servers.dns.queries_for(f"_awala-pdc._tcp.{domain}.") == 1
+    assert ignored_redeliveries(short_window_params, request) == 2
+    assert await run_count(temporal_client, request.workflow_id) == 1
 
 
 # --- Accounts ------------------------------------------------------------------------------------

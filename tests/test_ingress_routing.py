@@ -45,7 +45,6 @@ def test_valid_request_starts_one_workflow_per_parcel() -> None:
             domain_name="Bücher.Example",
             ascii_domain_name="xn--bcher-kva.example",
             retry_seconds=42.0,
-            dedup_window_seconds=7 * 86400,
         ),
         log_fields={"internetAddress": "xn--bcher-kva.example"},
         search_attributes=visibility.at_start(visibility.CONNECTION_PARAMS),

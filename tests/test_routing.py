@@ -277,7 +277,6 @@ def test_authorisation_is_forwarded_with_the_type_received(content_type: str) ->
         recipient_endpoint_id=endpoint_id(GRANTEE),
         content_type=content_type,
         content_b64=base64.b64encode(PARAMS).decode(),
-        dedup_window_seconds=7 * 86400,
     )
 
 

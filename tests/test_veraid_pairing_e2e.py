@@ -36,7 +36,6 @@ from tests.helpers import (
     requests_collection,
     signal_count,
 )
-from workflows.remember import RememberParcel
 from workflows.veraid_pairing import (
     ContactPairingRefusal,
     VeraidContactPairing,
@@ -548,7 +547,7 @@ async def test_workflows_replay_deterministically(
     reason = await refusal_reason(temporal_client, bob.endpoint_id, parcel_id)
     assert reason == ContactPairingFailureReason.INVALID_TARGET_VERAID.name
 
-    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRefusal, RememberParcel])
+    replayer = Replayer(workflows=[VeraidContactPairing, ContactPairingRefusal])
     pair = temporal_client.get_workflow_handle(
         workflow_id_for(pairing_key(alice.veraid_id), pairing_key(bob.veraid_id))
     )

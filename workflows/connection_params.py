@@ -8,16 +8,14 @@ after the request arrived; then the endpoint is reported misconfigured too, with
 log line, so the agent always gets an answer.
 
 The workflow id is derived from the parcel, so a redelivered event maps to the same
-workflow and the ingress's start is then a no-op; once it has answered, the workflow
-remembers the parcel for the dedup window (``workflows.remember``).
+workflow and the ingress's start is then a no-op while it runs, or refused once it closed;
+after that, the ingress's record of taken parcels drops it (``ingress.parcel_ledger``).
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
-import re
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -35,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
     from letro.content_types import CONNECTION_PARAMS, MISCONFIGURED_INTERNET_ENDPOINT
     from metrics import CONNECTION_PARAMS_OUTCOMES, count
     from workflows import visibility
-    from workflows.remember import remember_parcel
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "connection-params"
@@ -68,7 +65,6 @@ def workflow_id_for(sender_endpoint_id: str, parcel_id: str) -> str:
 class ConnectionParamsRetrieval:
     @workflow.run
     async def run(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
-        taken_at = workflow.now()
         outcome = await self._answer(request)
         count(
             workflow.metric_meter(),
@@ -82,7 +78,6 @@ class ConnectionParamsRetrieval:
             visibility.record(
                 outcome="gave-up" if outcome.gave_up_after_retries else "misconfigured"
             )
-        remember_parcel(taken_at, request.dedup_window_seconds, _without_name(outcome, request))
         return outcome
 
     async def _answer(self, request: ConnectionParamsInput) -> ConnectionParamsOutcome:
@@ -149,27 +144,6 @@ class ConnectionParamsRetrieval:
                 content_b64=base64.b64encode(content).decode("ascii"),
             )
         )
-
-
-# What stands for the requested name in the outcome the remembering run keeps.
-REDACTED_NAME = "<requested name>"
-
-
-def _without_name(
-    outcome: ConnectionParamsOutcome, request: ConnectionParamsInput
-) -> ConnectionParamsOutcome:
-    """The outcome without the name asked for (which Internet endpoint a person talks to).
-
-    Reasons quote the names looked up (``No such domain: _awala-pdc._tcp.<name>.``, a URL
-    at a host under it); the remembering run holds its outcome for the whole dedup window,
-    long after this run's history aged out, so it keeps the reason with the name replaced.
-    Hosts not under the name (an SRV target elsewhere) stay: they name a server, not the
-    request.
-    """
-    names = {request.ascii_domain_name.rstrip("."), request.domain_name.rstrip(".")} - {""}
-    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    reason = re.sub(pattern, REDACTED_NAME, outcome.reason, flags=re.IGNORECASE)
-    return dataclasses.replace(outcome, reason=reason)
 
 
 def _budget(deadline: datetime, attempt_timeout: timedelta) -> timedelta:

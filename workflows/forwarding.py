@@ -2,8 +2,9 @@
 
 The ingress has already checked the message (it is cheap: one DER parse and a hash) and
 chosen recipient, type and content; the workflow only makes the emission durable. Its id
-comes from the sender and parcel, so a redelivered message is not forwarded twice: once the
-message is sent, the workflow remembers the parcel for the dedup window (workflows.remember).
+comes from the sender and parcel, so a redelivered message is not forwarded twice: the start
+is a no-op while it runs, and refused once it closed; after that, the ingress's record of
+taken parcels drops it (ingress.parcel_ledger).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contract.messages import Forwarding
     from workflows import visibility
-    from workflows.remember import remember_parcel
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "forward"
@@ -27,7 +27,6 @@ def workflow_id_for(sender_id: str, parcel_id: str) -> str:
 class ForwardServiceMessage:
     @workflow.run
     async def run(self, forwarding: Forwarding) -> None:
-        taken_at = workflow.now()
         await emit(
             outgoing_message(
                 event_id=event_id("forward"),
@@ -38,4 +37,3 @@ class ForwardServiceMessage:
             )
         )
         visibility.record(outcome="forwarded")
-        remember_parcel(taken_at, forwarding.dedup_window_seconds)

@@ -6,8 +6,8 @@ Temporal. A request that may be matched is signalled into its pair's
 ``VeraidContactPairing`` workflow, as legacy requests are. One that verifies but fails a
 check the protocol answers gets its ``ContactPairingFailure`` from a short
 ``ContactPairingRefusal`` workflow of its own (id from sender and parcel, so a redelivery
-cannot send a second one: it remembers the parcel for the dedup window, see
-``workflows.remember``). One that does not verify never leaves the ingress.
+cannot send a second one: the ingress's record of taken parcels drops it, see
+``ingress.parcel_ledger``). One that does not verify never leaves the ingress.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from metrics import PAIRING_FAILURE_REPLIES, count
     from workflows import visibility
     from workflows.pairing import SANDBOXED, PairWorkflow, pair_workflow_id
-    from workflows.remember import remember_parcel
     from workflows.replies import emit, event_id, outgoing_message
 
 WORKFLOW_ID_PREFIX = "veraid-pairing"
@@ -66,7 +65,6 @@ class ContactPairingRefusal:
 
     @workflow.run
     async def run(self, refusal: ContactPairingRefusalToSend) -> ContactPairingRefusalOutcome:
-        taken_at = workflow.now()
         delivered = await emit(
             outgoing_message(
                 event_id=event_id("failure"),
@@ -83,6 +81,4 @@ class ContactPairingRefusal:
             )
         count(workflow.metric_meter(), PAIRING_FAILURE_REPLIES, reason=refusal.reason)
         visibility.record(outcome=refusal.reason)
-        outcome = ContactPairingRefusalOutcome(refusal.reason)
-        remember_parcel(taken_at, refusal.dedup_window_seconds, outcome)
-        return outcome
+        return ContactPairingRefusalOutcome(refusal.reason)
