@@ -9,6 +9,7 @@ a broker does. After the restart, every accepted request has its effect exactly 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -35,43 +36,39 @@ async def first_wave_under_way(run: FaultRun) -> asyncio.Task[None]:
     return driving
 
 
-async def test_temporal_killed_and_restarted_on_its_database_loses_nothing(
-    start_fault_stack: StartFaultStack,
+async def outage_loses_nothing(
+    run: FaultRun, kill: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]]
 ) -> None:
-    run = await start_fault_stack(per_module=1, waves=2)
+    """Kill a service mid-load, send the second wave while it is down, restart it, count."""
     first = await first_wave_under_way(run)
-    await run.stack.kill_temporal()
+    await kill()
     delivered_at_kill = len(run.recorder.events)
     sender = run.sender()
     second = asyncio.create_task(drive(sender, run.waves[1]))
-    # While Temporal is down the ingress cannot hand a message over: it answers 5xx.
+    # Either outage stops the ingress from taking anything: it answers 503 until the restart.
     await until(lambda: sender.failures["503"] > 0, 20, "the ingress answering 503")
     await asyncio.sleep(OUTAGE_SECONDS)
-    await run.stack.start_temporal()
+    await start()
     await asyncio.gather(first, second)
     result = await run.finish()
 
     assert_exactly_once(result)
     assert delivered_at_kill < result.expected
+
+
+async def test_temporal_killed_and_restarted_on_its_database_loses_nothing(
+    start_fault_stack: StartFaultStack,
+) -> None:
+    # Down, Temporal cannot take a message over.
+    run = await start_fault_stack(per_module=1, waves=2)
+    await outage_loses_nothing(run, run.stack.kill_temporal, run.stack.start_temporal)
 
 
 async def test_mongod_killed_and_restarted_on_its_dbpath_loses_nothing(
     start_fault_stack: StartFaultStack,
 ) -> None:
+    # Down, mongod cannot answer the ingress's look-up in its record of taken parcels (after
+    # the client's server-selection timeout). Whether the worker meets the outage too depends
+    # on where the first wave is.
     run = await start_fault_stack(per_module=1, waves=2)
-    first = await first_wave_under_way(run)
-    await run.stack.kill_mongod()
-    delivered_at_kill = len(run.recorder.events)
-    sender = run.sender()
-    second = asyncio.create_task(drive(sender, run.waves[1]))
-    # The ingress looks every parcel up in its record of taken parcels, so while mongod is
-    # down it answers 503 (after the client's server-selection timeout) and takes nothing.
-    # Whether the worker also meets the outage depends on where the first wave is.
-    await until(lambda: sender.failures["503"] > 0, 20, "the ingress answering 503")
-    await asyncio.sleep(OUTAGE_SECONDS)
-    await run.stack.start_mongod()
-    await asyncio.gather(first, second)
-    result = await run.finish()
-
-    assert_exactly_once(result)
-    assert delivered_at_kill < result.expected
+    await outage_loses_nothing(run, run.stack.kill_mongod, run.stack.start_mongod)
