@@ -73,8 +73,8 @@ class _Grouped(Generic[Result]):
         self._waiting.append((asked, future))
         if self._running is None:
             self._running = asyncio.create_task(self._run())
-        # A request that gives up (its client went away) leaves the group to finish.
-        return await asyncio.shield(future)
+        # A request that gives up (its client went away) cancels only its own future.
+        return await future
 
     async def _run(self) -> None:
         try:
@@ -86,10 +86,12 @@ class _Grouped(Generic[Result]):
                 # handles it as it would its own (a PyMongoError answers 503).
                 except Exception as error:  # noqa: BLE001
                     for _, future in group:
-                        future.set_exception(error)
+                        if not future.cancelled():
+                            future.set_exception(error)
                     continue
                 for (_, future), result in zip(group, results, strict=True):
-                    future.set_result(result)
+                    if not future.cancelled():
+                        future.set_result(result)
         finally:
             self._running = None
 

@@ -133,15 +133,48 @@ async def test_a_failed_operation_fails_every_request_of_its_group() -> None:
     ledger = ParcelLedger(client["ledger"][COLLECTION_NAME], WINDOW)
     now = datetime.now(UTC)
     try:
-        lookups = await asyncio.gather(
-            *(ledger.was_taken(SENDER, p, now) for p in parcels(5)), return_exceptions=True
-        )
-        records = await asyncio.gather(
-            *(ledger.record(SENDER, p, now) for p in parcels(5)), return_exceptions=True
-        )
-        # The ledger is usable again afterwards: a later request starts a new group.
-        later = await asyncio.gather(ledger.was_taken(SENDER, "late", now), return_exceptions=True)
+        async with asyncio.timeout(10):  # a ledger left waiting would hang here, not fail
+            lookups, records, later = await failed_groups(ledger, now)
     finally:
         await client.close()
 
     assert all(isinstance(outcome, PyMongoError) for outcome in [*lookups, *records, *later])
+
+
+async def failed_groups(
+    ledger: ParcelLedger, now: datetime
+) -> tuple[list[object], list[object], list[object]]:
+    """Five look-ups at once, five records at once, then one more look-up."""
+    lookups = await asyncio.gather(
+        *(ledger.was_taken(SENDER, p, now) for p in parcels(5)), return_exceptions=True
+    )
+    records = await asyncio.gather(
+        *(ledger.record(SENDER, p, now) for p in parcels(5)), return_exceptions=True
+    )
+    # The ledger is usable again afterwards: a later request starts a new group.
+    later = await asyncio.gather(ledger.was_taken(SENDER, "late", now), return_exceptions=True)
+    return list(lookups), list(records), list(later)
+
+
+async def test_a_request_that_gives_up_leaves_the_rest_of_its_group_answered(
+    counted: tuple[ParcelLedger, Counted],
+) -> None:
+    ledger, listener = counted
+    now = datetime.now(UTC)
+    recorded, unknown, abandoned = parcels(3)
+    await ledger.record(SENDER, recorded, now)
+    listener.commands.clear()
+    asking = [
+        asyncio.create_task(ledger.was_taken(SENDER, parcel, now))
+        for parcel in (recorded, abandoned, unknown)
+    ]
+    await asyncio.sleep(0)  # all three have asked; the group has not gone out yet
+    asking[1].cancel()
+
+    async with asyncio.timeout(10):
+        answers = await asyncio.gather(*asking, return_exceptions=True)
+
+    assert answers[0] is True
+    assert answers[2] is False
+    assert isinstance(answers[1], asyncio.CancelledError)
+    assert listener.commands["find"] == 1

@@ -9,6 +9,7 @@ they are read: a lingering pair's final timer and completion come later, and are
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,6 @@ from temporalio.client import Client
 
 from activities.pairing_match import ACTIVITY_NAME
 
-MATCH_ACTIVITY = ACTIVITY_NAME.encode()
 # Enough workflows for a stable mean; reading a history costs the server a little CPU, and
 # this runs between phases, outside any measured interval.
 SAMPLE = 100
@@ -114,10 +114,19 @@ def _matched_in_one_task(events: Sequence[HistoryEvent]) -> bool:
 
 
 def _is_match_delivery(event: HistoryEvent) -> bool:
+    """Whether the marker records the match's local activity (its ``data`` detail is JSON
+    naming the activity type)."""
     details = event.marker_recorded_event_attributes.details.get("data")
-    return details is not None and any(
-        MATCH_ACTIVITY in payload.data for payload in details.payloads
-    )
+    if details is None:
+        return False
+    for payload in details.payloads:
+        try:
+            data = json.loads(payload.data)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("activity_type") == ACTIVITY_NAME:
+            return True
+    return False
 
 
 def _summarise(histories: Sequence[_PairHistory]) -> TemporalWork:
