@@ -14,7 +14,7 @@ import sys
 from datetime import timedelta
 
 import structlog
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import undelivered
@@ -57,6 +57,14 @@ WORKFLOWS = [
 # sandbox may share them instead of re-importing them (and rebuilding every dataclass) for
 # each new workflow run: profiled, that re-import was a fifth of the worker's CPU time.
 SANDBOX_PASSTHROUGH = ("workflows", "activities", "contract", "awala", "letro", "veraid")
+# How many task polls the worker keeps open: as many as the backlog needs, the server says
+# (Temporal's recommended setting; server 1.28 or later, which the dev server is). The SDK's
+# default, five polls of which one is on the non-sticky queue, caps how fast a worker picks
+# up the first task of a new workflow, and every pair is a new workflow: measured in the
+# VeraId pairing benchmark, that cap held a default worker to ~55 bare workflows/s (~90
+# with these pollers) and queued a closed loop's pairs for 9 s (0.4 s with these) at the
+# same matched rate. The benchmark's floor worker polls the same way (benchmarks.floor).
+TASK_POLLERS = PollerBehaviorAutoscaling()
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -179,6 +187,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         # cost the VeraId benchmark a fifth of its throughput).
         max_cached_workflows=settings.temporal.max_cached_workflows,
         workflow_runner=workflow_runner(),
+        workflow_task_poller_behavior=TASK_POLLERS,
+        activity_task_poller_behavior=TASK_POLLERS,
     )
     tune_garbage_collector()
     try:

@@ -10,7 +10,8 @@ Each completed pair is reported on the worker's standard output as
 learns when pairs are done without querying Temporal (a visibility query every fraction of
 a second would take the SQLite connection away from the very work being measured).
 
-This module imports nothing but temporalio, so the workflow sandbox re-imports little.
+At its top this module imports nothing but temporalio, so the workflow sandbox re-imports
+little; the worker's settings are imported where the worker is made.
 """
 
 from __future__ import annotations
@@ -73,13 +74,22 @@ def parse_completion(line: str) -> tuple[str, float] | None:
 
 
 async def serve(address: str, task_queue: str) -> None:
+    # Here, not at the top: the sandbox would re-import all of worker.py for each run.
+    from worker import TASK_POLLERS
+
     client = await Client.connect(address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # Default worker options, as worker.py uses: the floor must not be tuned more than we are.
-    async with Worker(client, task_queue=task_queue, workflows=[BenchmarkFloor]):
+    # worker.py's pollers, and otherwise default options, as worker.py uses: the floor must be
+    # tuned neither more nor less than we are, or the ratio to it would measure the tuning.
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BenchmarkFloor],
+        workflow_task_poller_behavior=TASK_POLLERS,
+    ):
         # The parent waits for this line in the log before it sends anything.
         print(READY_LINE, flush=True)
         await stop.wait()

@@ -20,7 +20,8 @@ by a pair count and by ``--phase-timeout``:
 
 1. warm-up: a few pairs and floor workflows, checked but not reported;
 2. floor: ``--pairs`` bare signal-with-starts pairs (two per pair) of an empty workflow
-   (``benchmarks.floor``) against the same Temporal server, ``--concurrency`` at a time;
+   (``benchmarks.floor``, its worker polling as ours does) against the same Temporal
+   server, ``--concurrency`` at a time;
 3. closed loop: ``--pairs`` pairs over HTTP to the ingress, ``--concurrency`` at a time,
    each pair's first request and then, once it is accepted, its second;
 4. simultaneous arrival: ``--simultaneous-pairs`` pairs, ``--concurrency`` at a time, both
@@ -36,10 +37,12 @@ the floor worker finished the last one, so both include everything a pair makes 
 and the worker do, not only the acknowledgements; the target ratio (per protocol) compares
 these two. The acceptance rates (requests answered 204, signal-with-starts accepted) are
 printed as well, with their own ratio. Latency is from sending a pair's second request (in
-the simultaneous phase, both) to both its match messages arriving at the sink. In the closed
-loop requests are accepted faster than pairs are matched (1.5-2.5x), so its latency is
-mostly time queued behind the backlog, and the report says so under its figures, comparing
-the two rates. ``--max-outstanding N`` bounds the pairs accepted but not yet matched
+the simultaneous phase, both) to both its match messages arriving at the sink. When the closed
+loop's requests are accepted faster than its pairs are matched, its latency is mostly time
+queued behind the backlog, and the report says so under its figures, comparing the two
+rates; under the open loop's figures it likewise compares the offered rate with the closed
+loop's matched rate, as an offered rate near it saturates the stack.
+``--max-outstanding N`` bounds the pairs accepted but not yet matched
 (``load_generator.bounded``): a lane takes a slot before a pair's first request, and the
 slot is freed once both matches arrived, so the closed loop then measures service time.
 Unbounded by default. The open loop's latency is the one to read as the service's latency

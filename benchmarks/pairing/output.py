@@ -14,6 +14,9 @@ from benchmarks.pairing_protocols import VerificationFigures
 
 # Accepting this much faster than matching leaves a backlog worth saying so.
 BACKLOG_RATIO = 1.1
+# An open loop offered this share of the closed loop's matched rate or more runs at or past
+# saturation: its queue grows for as long as it runs, whatever the service time.
+SATURATION_SHARE = 0.9
 
 
 def print_report(report: Report, title: str) -> None:
@@ -45,6 +48,7 @@ def print_report(report: Report, title: str) -> None:
         if latency is not None and report.p99_target_ms is not None:
             verdict = "met" if latency.p99 < report.p99_target_ms else "MISSED"
             print(f"  p99 target            < {report.p99_target_ms:.0f} ms: {verdict}")
+        _print_load(report.open_loop, report.closed_loop)
     if report.verification:
         _print_verification(report.verification, report.closed_loop)
     print(f"Correctness: {'OK' if report.ok else 'FAILED'}")
@@ -121,6 +125,23 @@ def _print_temporal_work(work: TemporalWork | None) -> None:
     )
 
 
+def _print_load(open_loop: PairingFigures, closed: PairingFigures | None) -> None:
+    """How close the open loop's offered rate came to what the closed loop sustained."""
+    offered = open_loop.offered_pairs_per_s
+    if closed is None or not offered or not closed.matched_pairs_per_s:
+        return
+    share = offered / closed.matched_pairs_per_s
+    verdict = (
+        ": at or past saturation, so its latency is a queue that grows while the loop runs"
+        if share >= SATURATION_SHARE
+        else ""
+    )
+    print(
+        f"  load                  offered {offered} pairs/s, {share:.0%} of the closed loop's"
+        f" matched rate{verdict}"
+    )
+
+
 def _print_backlog(closed: PairingFigures) -> None:
     """Whether the closed loop's latency is service time or time queued behind a backlog."""
     ratio = closed.accepted_to_matched
@@ -154,18 +175,19 @@ def _print_verification(figures: VerificationFigures, closed: PairingFigures | N
         )
     if closed is None or not closed.matched_pairs_per_s:
         return
-    # Each pair is two verifications; the worker's cache is warm after its first request.
+    # Each pair is two verifications, both in the ingress (nothing unverified reaches the
+    # worker); its cache is warm after its first request.
     share = figures.core_share(closed.matched_pairs_per_s)
     cold = figures.core_share(closed.matched_pairs_per_s, warm=False)
     print(
         f"  at {closed.matched_pairs_per_s} matched pairs/s (closed loop) verification needs"
         f" {share:.0%} of one core ({cold:.0%} with no cache)"
     )
-    worker_ms = closed.cpu_ms_per_pair.get("worker")
-    if worker_ms:
+    ingress_ms = closed.cpu_ms_per_pair.get("ingress")
+    if ingress_ms:
         print(
-            f"  the worker spent {worker_ms} ms of CPU per pair, of which verification would"
-            f" be {figures.ms_per_pair() / worker_ms:.0%}"
+            f"  the ingress spent {ingress_ms} ms of CPU per pair, of which verification would"
+            f" be {figures.ms_per_pair() / ingress_ms:.0%}"
         )
 
 
