@@ -10,8 +10,11 @@ Each completed pair is reported on the worker's standard output as
 learns when pairs are done without querying Temporal (a visibility query every fraction of
 a second would take the SQLite connection away from the very work being measured).
 
-At its top this module imports nothing but temporalio, so the workflow sandbox re-imports
-little; the worker's settings are imported where the worker is made.
+The floor runs as our pair workflows do (outside the sandbox, or in it if they go back), and
+its worker polls and collects garbage as ours does: a floor tuned more or less than we are
+would make the ratio to it measure the tuning. The worker's settings are imported where the
+worker is made, so the benchmark, which imports this module for its names, does not load
+the whole worker.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from workflows.pairing import SANDBOXED
+
 FLOOR_WORKFLOW = "BenchmarkFloor"
 FLOOR_SIGNAL = "request"
 READY_LINE = "Floor worker started"
@@ -34,7 +39,7 @@ COMPLETED = "completed"
 REQUESTS_PER_PAIR = 2
 
 
-@workflow.defn(name=FLOOR_WORKFLOW)
+@workflow.defn(name=FLOOR_WORKFLOW, sandboxed=SANDBOXED)
 class BenchmarkFloor:
     """Waits for both requests of a pair, then completes: no activities, no timers."""
 
@@ -74,22 +79,23 @@ def parse_completion(line: str) -> tuple[str, float] | None:
 
 
 async def serve(address: str, task_queue: str) -> None:
-    # Here, not at the top: the sandbox would re-import all of worker.py for each run.
-    from worker import TASK_POLLERS
+    from worker import TASK_POLLERS, tune_garbage_collector
 
     client = await Client.connect(address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # worker.py's pollers, and otherwise default options, as worker.py uses: the floor must be
-    # tuned neither more nor less than we are, or the ratio to it would measure the tuning.
-    async with Worker(
+    # worker.py's pollers and garbage collection, and otherwise default options, as
+    # worker.py uses (see the module's docstring).
+    floor_worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[BenchmarkFloor],
         workflow_task_poller_behavior=TASK_POLLERS,
-    ):
+    )
+    tune_garbage_collector()
+    async with floor_worker:
         # The parent waits for this line in the log before it sends anything.
         print(READY_LINE, flush=True)
         await stop.wait()

@@ -20,7 +20,7 @@ by a pair count and by ``--phase-timeout``:
 
 1. warm-up: a few pairs and floor workflows, checked but not reported;
 2. floor: ``--pairs`` bare signal-with-starts pairs (two per pair) of an empty workflow
-   (``benchmarks.floor``, its worker polling as ours does) against the same Temporal
+   (``benchmarks.floor``, run and polled as our pair workflows are) against the same Temporal
    server, ``--concurrency`` at a time;
 3. closed loop: ``--pairs`` pairs over HTTP to the ingress, ``--concurrency`` at a time,
    each pair's first request and then, once it is accepted, its second;
