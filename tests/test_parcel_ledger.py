@@ -7,9 +7,12 @@ client, so the grouping is seen as mongod sees it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import uuid
+import warnings
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,19 +129,39 @@ async def test_a_group_larger_than_one_operation_is_split(
 
 
 async def test_a_failed_operation_fails_every_request_of_its_group() -> None:
+    with cancelled_connects_unwarned():
+        lookups, records, later = await groups_with_no_server()
+
+    assert all(isinstance(outcome, PyMongoError) for outcome in [*lookups, *records, *later])
+
+
+async def groups_with_no_server() -> tuple[list[object], list[object], list[object]]:
     # Nothing listens on this port: server selection fails after its timeout.
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300
     )
     ledger = ParcelLedger(client["ledger"][COLLECTION_NAME], WINDOW)
-    now = datetime.now(UTC)
     try:
         async with asyncio.timeout(10):  # a ledger left waiting would hang here, not fail
-            lookups, records, later = await failed_groups(ledger, now)
+            return await failed_groups(ledger, datetime.now(UTC))
     finally:
         await client.close()
 
-    assert all(isinstance(outcome, PyMongoError) for outcome in [*lookups, *records, *later])
+
+@contextlib.contextmanager
+def cancelled_connects_unwarned() -> Iterator[None]:
+    """Reclaim, without its warning, a socket pymongo leaves open when a connect is cancelled.
+
+    pymongo 4.20 closes a socket whose connect fails but not one whose connect is cancelled
+    (``pool_shared._async_create_connection`` closes it on ``OSError`` only). Closing a client
+    while its monitor retries a dead port can cancel such a connect, and the socket's
+    ResourceWarning would then fail whichever test runs when it is collected. Only that
+    warning is ignored, and only until the client is gone and collected.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"unclosed <socket\.socket", ResourceWarning)
+        yield
+        gc.collect()
 
 
 async def failed_groups(
