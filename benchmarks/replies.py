@@ -92,9 +92,14 @@ class ReplyRecorder(EventRecorder):
         """Every copy of ``reply`` received so far."""
         return self._delivered.get(reply, [])
 
-    def take_unexpected(self) -> dict[str, int]:
-        """The messages no one awaited since the last call, counted by content type."""
-        taken, self._unexpected = self._unexpected, []
+    def take_unexpected(self, content_type: str | None = None) -> dict[str, int]:
+        """The messages no one awaited since the last call, counted by content type; with
+        ``content_type``, only those of that type are taken (the rest wait for the next)."""
+        taken: list[ReceivedEvent] = []
+        kept: list[ReceivedEvent] = []
+        for event in self._unexpected:
+            (taken if content_type in (None, event.content_type) else kept).append(event)
+        self._unexpected = kept
         return dict(Counter(event.content_type for event in taken))
 
 

@@ -37,6 +37,14 @@ class Stack:
     work_dir: Path
     # Process ids per component, for the CPU figures; empty for a stack started elsewhere.
     components: dict[str, list[int]] = field(default_factory=dict)
+    # Where the floor with I/O stores and sends; unknown for a stack started elsewhere, which
+    # measures the bare floor only.
+    mongodb_uri: str = ""
+    sink_url: str = ""
+
+    @property
+    def has_io_floor(self) -> bool:
+        return bool(self.mongodb_uri and self.sink_url)
 
 
 async def serve_sink(exits: AsyncExitStack, recorder: EventRecorder, port: int) -> str:
@@ -100,7 +108,7 @@ async def start_local_stack(
         "worker": [worker.pid for worker in worker_processes],
         "ingress": [ingress.pid],
     }
-    return Stack(url, temporal.address, work_dir, components)
+    return Stack(url, temporal.address, work_dir, components, mongodb.uri, sink_url)
 
 
 def _server_env(temporal_address: str, mongodb_uri: str, sink_url: str) -> dict[str, str]:
@@ -121,10 +129,14 @@ def _server_env(temporal_address: str, mongodb_uri: str, sink_url: str) -> dict[
 
 
 async def start_floor_worker(exits: AsyncExitStack, stack: Stack, task_queue: str) -> ChildProcess:
+    """The floors' worker; it runs the floor with I/O too when the stack says where to."""
+    io = ["--mongodb-uri", stack.mongodb_uri, "--sink-url", stack.sink_url]
     worker = ChildProcess(
         "floor-worker",
         python_module(
-            "benchmarks.floor", "--address", stack.temporal_address, "--task-queue", task_queue
+            "benchmarks.floor",
+            *("--address", stack.temporal_address, "--task-queue", task_queue),
+            *(io if stack.has_io_floor else []),
         ),
         env={},
         log_file=stack.work_dir / "floor-worker.log",

@@ -62,6 +62,7 @@ class PairingFigures:
 
 @dataclass
 class FloorFigures:
+    workflow: str  # which floor (benchmarks.floor)
     pairs: int
     concurrency: int
     signal_with_starts_accepted: int
@@ -72,6 +73,8 @@ class FloorFigures:
     failures: dict[str, int]
     cpu_percent: dict[str, float]
     cpu_ms_per_pair: dict[str, float]
+    # The floor with I/O: the replies the sink received (two per completed pair).
+    replies_received: int | None = None
 
 
 def percentile(sorted_values: Sequence[float], percent: float) -> float:

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import asdict
 
+from benchmarks.floor import IO_FLOOR_WORKFLOW
 from benchmarks.pairing.figures import FloorFigures, PairingFigures
 from benchmarks.pairing.run import Report
 from benchmarks.pairing.temporal_work import TemporalWork
@@ -28,6 +29,8 @@ def print_report(report: Report, title: str) -> None:
     print(f"Load average (1/5/15 min): before {before}; after {after}")
     if report.floor:
         _print_floor(report.floor)
+    if report.io_floor:
+        _print_floor(report.io_floor)
     if report.closed_loop:
         _print_pairing(report.closed_loop, title)
         _print_backlog(report.closed_loop)
@@ -38,8 +41,14 @@ def print_report(report: Report, title: str) -> None:
                 f"  ratio to floor        {ratio:.2f} matched / completed floor pairs"
                 f"  (target >= {report.ratio_target}: {verdict})"
             )
+        if report.ratio_to_io_floor is not None:
+            print(
+                f"  ratio to I/O floor    {report.ratio_to_io_floor:.2f} matched / completed"
+                " floor-with-I/O pairs"
+            )
         if report.acceptance_ratio is not None:
             print(f"  acceptance ratio      {report.acceptance_ratio:.2f} of the floor's")
+        _print_worker_ratios(report)
     if report.simultaneous:
         _print_pairing(report.simultaneous, title)
     if report.open_loop:
@@ -55,9 +64,17 @@ def print_report(report: Report, title: str) -> None:
 
 
 def _print_floor(floor: FloorFigures) -> None:
-    print(
-        f"\nFloor: empty workflow, 2 signal-with-starts per pair, concurrency {floor.concurrency}"
-    )
+    if floor.workflow == IO_FLOOR_WORKFLOW:
+        print(
+            "\nFloor with the protocol's I/O: 2 signal-with-starts per pair; local activities"
+            " for one MongoDB upsert when a request waits alone, and a deletion and 2 HTTP"
+            f" replies at the match; concurrency {floor.concurrency}"
+        )
+    else:
+        print(
+            "\nFloor: empty workflow, 2 signal-with-starts per pair,"
+            f" concurrency {floor.concurrency}"
+        )
     requests = 2 * floor.pairs
     print(
         f"  signal-with-starts    {floor.signal_with_starts_accepted}/{requests} accepted,"
@@ -67,10 +84,27 @@ def _print_floor(floor: FloorFigures) -> None:
         f"  completed pairs       {floor.pairs_completed}/{floor.pairs} in {floor.seconds} s:"
         f" {floor.completed_pairs_per_s} pairs/s"
     )
+    if floor.replies_received is not None:
+        print(f"  replies received      {floor.replies_received} (2 per completed pair)")
     if floor.failures:
         print(f"  FAILURES              {floor.failures}")
     print(f"  CPU % of one core     {cpu_text(floor.cpu_percent)}")
     print(f"  CPU ms per pair       {cpu_text(floor.cpu_ms_per_pair, digits=1)}")
+
+
+def _print_worker_ratios(report: Report) -> None:
+    """The worker's CPU per pair against each floor worker's, in the same run."""
+    bare, io = report.worker_to_floor_worker, report.worker_to_io_floor_worker
+    if bare is None:
+        return
+    verdict = "met" if bare <= report.worker_cpu_target else "MISSED"
+    line = (
+        f"  worker CPU per pair   {bare:.1f}x the floor worker's"
+        f" (target <= {report.worker_cpu_target}x: {verdict})"
+    )
+    if io is not None:
+        line += f"; {io:.1f}x the floor-with-I/O worker's"
+    print(line)
 
 
 def _print_pairing(figures: PairingFigures, title: str) -> None:
@@ -202,6 +236,9 @@ def report_json(report: Report) -> str:
     data = asdict(report)
     data["ratio_to_floor"] = report.ratio_to_floor
     data["acceptance_ratio"] = report.acceptance_ratio
+    data["ratio_to_io_floor"] = report.ratio_to_io_floor
+    data["worker_to_floor_worker"] = report.worker_to_floor_worker
+    data["worker_to_io_floor_worker"] = report.worker_to_io_floor_worker
     data["verification_core_share"] = report.verification_core_share
     if report.closed_loop:
         data["closed_loop"]["accepted_to_matched"] = report.closed_loop.accepted_to_matched

@@ -20,7 +20,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from benchmarks.cpu import CpuSnapshot, ms_per_item, snapshot, usage_percent
-from benchmarks.floor import FLOOR_SIGNAL, FLOOR_WORKFLOW, parse_completion
+from benchmarks.floor import (
+    FLOOR_SIGNAL,
+    FLOOR_WORKFLOW,
+    IO_FLOOR_CONTENT_TYPE,
+    IO_FLOOR_WORKFLOW,
+    REQUESTS_PER_PAIR,
+    parse_completion,
+)
 from benchmarks.pairing.figures import (
     FloorFigures,
     PairingFigures,
@@ -143,8 +150,10 @@ async def _pairing_client(bench: Bench, clients: AsyncExitStack, pool: int) -> P
     return await open_client(clients, pool, bench.stack.ingress_url, bench.recorder, content_type)
 
 
-async def floor_phase(bench: Bench, prefix: str, count: int) -> FloorFigures:
-    """Bare signal-with-starts, two per pair, of the empty floor workflow."""
+async def floor_phase(
+    bench: Bench, prefix: str, count: int, workflow_type: str = FLOOR_WORKFLOW
+) -> FloorFigures:
+    """Signal-with-starts, two per pair, of a floor workflow (the bare one by default)."""
     deadline = bench.deadline()
     before = bench.cpu()
     started_at = datetime.now(UTC)
@@ -152,8 +161,8 @@ async def floor_phase(bench: Bench, prefix: str, count: int) -> FloorFigures:
 
     async def drive(index: int) -> tuple[str, str]:
         workflow_id = f"{prefix}-{index}"
-        first = await _signal_with_start(bench, workflow_id, "first")
-        return first, await _signal_with_start(bench, workflow_id, "second")
+        first = await _signal_with_start(bench, workflow_type, workflow_id, "first")
+        return first, await _signal_with_start(bench, workflow_type, workflow_id, "second")
 
     statuses = await in_lanes(range(count), deadline, [drive] * bench.args.concurrency)
     sent_seconds = time.monotonic() - started
@@ -163,7 +172,14 @@ async def floor_phase(bench: Bench, prefix: str, count: int) -> FloorFigures:
     accepted = sum(pair.count(OK) for pair in statuses)
     failures = Counter(s for pair in statuses for s in pair if s != OK)
     failures["not sent"] = count - len(statuses)
+    replies = None
+    if workflow_type == IO_FLOOR_WORKFLOW:
+        # A pair completes only once its replies were taken, so all of them are in by now.
+        taken = bench.recorder.take_unexpected(IO_FLOOR_CONTENT_TYPE)
+        replies = taken.get(IO_FLOOR_CONTENT_TYPE, 0)
+        failures["replies missing or doubled"] = abs(replies - REQUESTS_PER_PAIR * completed)
     return FloorFigures(
+        workflow=workflow_type,
         pairs=count,
         concurrency=bench.args.concurrency,
         signal_with_starts_accepted=accepted,
@@ -174,13 +190,16 @@ async def floor_phase(bench: Bench, prefix: str, count: int) -> FloorFigures:
         failures={name: n for name, n in failures.items() if n},
         cpu_percent={name: round(v) for name, v in usage_percent(before, after).items()},
         cpu_ms_per_pair=ms_per_item(before, after, completed),
+        replies_received=replies,
     )
 
 
-async def _signal_with_start(bench: Bench, workflow_id: str, requester: str) -> str:
+async def _signal_with_start(
+    bench: Bench, workflow_type: str, workflow_id: str, requester: str
+) -> str:
     try:
         await bench.temporal.start_workflow(
-            FLOOR_WORKFLOW,
+            workflow_type,
             id=workflow_id,
             task_queue=bench.floor_task_queue,
             start_signal=FLOOR_SIGNAL,
@@ -210,9 +229,11 @@ async def _wait_for_floor(
 
 async def warm_up(bench: Bench) -> Correctness:
     """Open connections, load code and fill caches before anything is measured."""
-    prefix = f"benchmark-floor-warmup-{bench.workload.run_id}"
-    floor = await floor_phase(bench, prefix, bench.args.warmup)
-    if floor.failures:
-        raise RuntimeError(f"floor warm-up failed: {floor.failures}")
+    floors = [FLOOR_WORKFLOW] + ([IO_FLOOR_WORKFLOW] if bench.stack.has_io_floor else [])
+    for workflow_type in floors:
+        prefix = f"benchmark-{workflow_type}-warmup-{bench.workload.run_id}"
+        floor = await floor_phase(bench, prefix, bench.args.warmup, workflow_type)
+        if floor.failures:
+            raise RuntimeError(f"{workflow_type} warm-up failed: {floor.failures}")
     warmup = await pairing_phase(bench, "warmup", bench.workload.warmup, Arrival.CLOSED)
     return warmup.correctness

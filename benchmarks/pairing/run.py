@@ -17,6 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from benchmarks.floor import IO_FLOOR_WORKFLOW
 from benchmarks.pairing.figures import FloorFigures, PairingFigures
 from benchmarks.pairing.match_recorder import MatchRecorder
 from benchmarks.pairing.phases import Bench, FloorLog, floor_phase, pairing_phase, warm_up
@@ -43,15 +44,29 @@ class Report:
     verification: VerificationFigures | None = None
     warmup: Correctness | None = None
     floor: FloorFigures | None = None
+    io_floor: FloorFigures | None = None
     closed_loop: PairingFigures | None = None
     simultaneous: PairingFigures | None = None
     open_loop: PairingFigures | None = None
+    # Issue 17's target: our worker's CPU per pair at most this many times the floor worker's.
+    worker_cpu_target: float = 1.5
 
     @property
     def ratio_to_floor(self) -> float | None:
-        if not (self.floor and self.closed_loop and self.floor.completed_pairs_per_s):
-            return None
-        return round(self.closed_loop.matched_pairs_per_s / self.floor.completed_pairs_per_s, 2)
+        return _rate_ratio(self.closed_loop, self.floor)
+
+    @property
+    def ratio_to_io_floor(self) -> float | None:
+        return _rate_ratio(self.closed_loop, self.io_floor)
+
+    @property
+    def worker_to_floor_worker(self) -> float | None:
+        """The closed loop's worker CPU per pair over the floor worker's, in the floor phase."""
+        return _worker_ratio(self.closed_loop, self.floor)
+
+    @property
+    def worker_to_io_floor_worker(self) -> float | None:
+        return _worker_ratio(self.closed_loop, self.io_floor)
 
     @property
     def acceptance_ratio(self) -> float | None:
@@ -72,7 +87,22 @@ class Report:
         phases = (self.closed_loop, self.simultaneous, self.open_loop)
         checks = [self.warmup] + [p.correctness for p in phases if p]
         floor_ok = self.floor is not None and not self.floor.failures
-        return floor_ok and all(c is not None and c.ok for c in checks)
+        io_floor_ok = self.io_floor is None or not self.io_floor.failures
+        return floor_ok and io_floor_ok and all(c is not None and c.ok for c in checks)
+
+
+def _rate_ratio(closed: PairingFigures | None, floor: FloorFigures | None) -> float | None:
+    if not (floor and closed and floor.completed_pairs_per_s):
+        return None
+    return round(closed.matched_pairs_per_s / floor.completed_pairs_per_s, 2)
+
+
+def _worker_ratio(closed: PairingFigures | None, floor: FloorFigures | None) -> float | None:
+    ours = closed.cpu_ms_per_pair.get("worker") if closed else None
+    floors = floor.cpu_ms_per_pair.get("floor-worker") if floor else None
+    if not (ours and floors):
+        return None
+    return round(ours / floors, 1)
 
 
 async def run(args: argparse.Namespace, workload: Workload, report: Report) -> None:
@@ -106,7 +136,13 @@ async def _run_phases(bench: Bench, report: Report) -> None:
     progress("warm-up done; floor phase")
     floor_prefix = f"benchmark-floor-{workload.run_id}"
     report.floor = await floor_phase(bench, floor_prefix, args.pairs)
-    progress(f"floor: {report.floor.completed_pairs_per_s} pairs/s; closed-loop phase")
+    progress(f"floor: {report.floor.completed_pairs_per_s} pairs/s")
+    if bench.stack.has_io_floor:
+        progress("floor-with-I/O phase")
+        io_prefix = f"benchmark-floor-io-{workload.run_id}"
+        report.io_floor = await floor_phase(bench, io_prefix, args.pairs, IO_FLOOR_WORKFLOW)
+        progress(f"floor with I/O: {report.io_floor.completed_pairs_per_s} pairs/s")
+    progress("closed-loop phase")
     report.closed_loop = await pairing_phase(bench, "closed", workload.closed, Arrival.CLOSED)
     progress(f"closed loop: {report.closed_loop.matched_pairs_per_s} pairs/s")
     if workload.simultaneous:
