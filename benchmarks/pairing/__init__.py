@@ -22,12 +22,17 @@ by a pair count and by ``--phase-timeout``:
 2. floor: ``--pairs`` bare signal-with-starts pairs (two per pair) of an empty workflow
    (``benchmarks.floor``, run and polled as our pair workflows are) against the same Temporal
    server, ``--concurrency`` at a time;
-3. closed loop: ``--pairs`` pairs over HTTP to the ingress, ``--concurrency`` at a time,
+3. floor with I/O: as many pairs of a workflow that also does the least I/O the design needs
+   (``benchmarks.floor``: a MongoDB upsert for a request that waits alone; a deletion and
+   two replies to the sink at the match; local activities), so our worker's CPU per pair
+   is also shown against a worker that does that work and nothing else. It needs the
+   stack's MongoDB, so a stack started elsewhere (``--ingress-url``) skips it;
+4. closed loop: ``--pairs`` pairs over HTTP to the ingress, ``--concurrency`` at a time,
    each pair's first request and then, once it is accepted, its second;
-4. simultaneous arrival: ``--simultaneous-pairs`` pairs, ``--concurrency`` at a time, both
+5. simultaneous arrival: ``--simultaneous-pairs`` pairs, ``--concurrency`` at a time, both
    requests of a pair posted at the same instant on two connections, so they race each
    other through the ingress and the worker;
-5. open loop: pairs arriving at ``--rate`` pairs/s (Poisson); by default half the floor's
+6. open loop: pairs arriving at ``--rate`` pairs/s (Poisson); by default half the floor's
    rate, ``--open-pairs`` pairs (2000 by default, so that the p99 rests on the slowest 20).
 
 Matched pairs/s counts pairs whose two match messages both reached the sink, over the time
@@ -51,9 +56,10 @@ at a given load.
 A match is recognised by its recipient endpoint id *and* its exact bytes: the legacy match
 CSV, or for VeraId the contact's own bundle, with the protocol's content type. Exit status:
 0 when every request was accepted, every side of every pair got exactly one such message
-(so exactly two per pair), nothing else reached the sink, and every floor signal-with-start
-was accepted; 1 otherwise; 130 on Ctrl-C. Throughput and latency targets are reported, not
-enforced: they depend on the machine.
+(so exactly two per pair), nothing else reached the sink, every floor signal-with-start
+was accepted, and the floor with I/O sent exactly two replies per pair; 1 otherwise; 130
+on Ctrl-C. Throughput and latency targets are reported, not enforced: they depend on the
+machine.
 
 The modules, in the order a run uses them:
 
