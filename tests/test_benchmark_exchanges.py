@@ -50,6 +50,18 @@ async def test_replies_are_matched_by_exact_bytes_or_any_and_counted() -> None:
     assert recorder.take_unexpected() == {}  # taken once, by one phase
 
 
+async def test_taking_one_type_of_unexpected_message_leaves_the_rest_for_the_next_check() -> None:
+    # The floor with I/O takes its own replies; a late duplicate of a match must still be
+    # charged to the next pairing phase.
+    recorder = ReplyRecorder()
+    await recorder.add(_event("floor-0", "floor", b"", "f0"))
+    await recorder.add(_event("alice", "match", b"late", "m1"))
+    await recorder.add(_event("floor-1", "floor", b"", "f1"))
+    assert recorder.take_unexpected("floor") == {"floor": 2}
+    assert recorder.take_unexpected("floor") == {}
+    assert recorder.take_unexpected() == {"match": 1}
+
+
 async def test_a_missing_reply_fails_the_check() -> None:
     recorder = ReplyRecorder()
     reply = ExpectedReply("alice", "match", b"x")
