@@ -35,7 +35,7 @@ import os
 import signal
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity, workflow
@@ -45,9 +45,11 @@ from temporalio.worker import Worker
 from workflows.pairing import SANDBOXED
 
 with workflow.unsafe.imports_passed_through():
-    import aiohttp
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.collection import AsyncCollection
+
+    from activities.sinks import HttpBinarySink
+    from awala.service_messages import OutgoingServiceMessage
 
 FLOOR_WORKFLOW = "BenchmarkFloor"
 IO_FLOOR_WORKFLOW = "BenchmarkFloorWithIO"
@@ -57,7 +59,8 @@ COMPLETED = "completed"
 REQUESTS_PER_PAIR = 2
 # What the floor with I/O sends the sink, two per pair; the benchmark counts them by it.
 IO_FLOOR_CONTENT_TYPE = "application/vnd.letro.benchmark-floor"
-IO_FLOOR_COLLECTION = "benchmarkfloor"
+IO_FLOOR_DATABASE = "benchmark_floor"
+IO_FLOOR_COLLECTION = "waiting"
 # As the pair workflows' local activities: quick, and retried until they succeed.
 _IO_TIMEOUT = timedelta(seconds=10)
 
@@ -90,15 +93,9 @@ class BenchmarkFloor(_Pair):
 class FloorIO:
     """The floor's local activities: one MongoDB operation or three I/Os, nothing else."""
 
-    def __init__(
-        self,
-        collection: AsyncCollection[dict[str, Any]],
-        session: aiohttp.ClientSession,
-        sink_url: str,
-    ) -> None:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], sink: HttpBinarySink) -> None:
         self._collection = collection
-        self._session = session
-        self._sink_url = sink_url
+        self._sink = sink
 
     @activity.defn(name="benchmark_floor_store")
     async def store(self, pair: str) -> None:
@@ -110,18 +107,20 @@ class FloorIO:
         await asyncio.gather(*(self._post(pair, side) for side in range(REQUESTS_PER_PAIR)))
 
     async def _post(self, pair: str, side: int) -> None:
-        # A CloudEvent in binary content mode, as the worker's sink sends its replies.
-        headers = {
-            "ce-specversion": "1.0",
-            "ce-id": f"{pair}-{side}",
-            "ce-source": "benchmark-floor",
-            "ce-type": "com.relaycorp.awala.endpoint-internet.outgoing-service-message",
-            "ce-subject": f"{pair}-side-{side}",
-            "content-type": IO_FLOOR_CONTENT_TYPE,
-        }
-        async with self._session.post(self._sink_url, headers=headers, data=b"match") as response:
-            await response.read()
-            response.raise_for_status()  # retried, as the worker retries a refused reply
+        # Through the worker's own HTTP sink, so a reply costs what ours cost to format and
+        # send; a refused one raises and the activity is retried, as the worker's are.
+        now = datetime.now(UTC)
+        await self._sink.send(
+            OutgoingServiceMessage(
+                event_id=f"{pair}-{side}",
+                sender_id="benchmark-floor",
+                recipient_id=f"{pair}-side-{side}",
+                content_type=IO_FLOOR_CONTENT_TYPE,
+                content=b"match",
+                creation_time=now,
+                expiry_time=now + timedelta(days=1),
+            )
+        )
 
 
 @workflow.defn(name=IO_FLOOR_WORKFLOW, sandboxed=SANDBOXED)
@@ -180,13 +179,11 @@ async def serve(
     workflows: list[type] = [BenchmarkFloor]
     activities: list[Any] = []
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
-    session: aiohttp.ClientSession | None = None
+    sink: HttpBinarySink | None = None
     if mongodb_uri and sink_url:
         mongo = AsyncMongoClient(mongodb_uri)
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        io = FloorIO(
-            mongo.get_default_database("letro_benchmark")[IO_FLOOR_COLLECTION], session, sink_url
-        )
+        sink = HttpBinarySink(sink_url)
+        io = FloorIO(mongo[IO_FLOOR_DATABASE][IO_FLOOR_COLLECTION], sink)
         workflows.append(BenchmarkFloorWithIO)
         activities += [io.store, io.conclude]
     # worker.py's pollers and garbage collection, and otherwise default options, as
@@ -206,8 +203,8 @@ async def serve(
             print(READY_LINE, flush=True)
             await stop.wait()
     finally:
-        if session is not None:
-            await session.close()
+        if sink is not None:
+            await sink.close()
         if mongo is not None:
             await mongo.close()
 

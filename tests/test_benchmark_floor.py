@@ -21,6 +21,7 @@ from benchmarks.floor import (
     FLOOR_WORKFLOW,
     IO_FLOOR_COLLECTION,
     IO_FLOOR_CONTENT_TYPE,
+    IO_FLOOR_DATABASE,
     IO_FLOOR_WORKFLOW,
     REQUESTS_PER_PAIR,
     BenchmarkFloor,
@@ -90,7 +91,7 @@ async def test_the_floor_with_io_stores_a_lone_request_and_replies_to_both_at_th
     tmp_path: Path,
 ) -> None:
     task_queue = f"floor-io-{uuid.uuid4()}"
-    stored = mongo_client.get_database("letro_benchmark")[IO_FLOOR_COLLECTION]
+    stored = mongo_client[IO_FLOOR_DATABASE][IO_FLOOR_COLLECTION]
     async with serve_sink() as sink, AsyncExitStack() as exits:
         stack = Stack(
             ingress_url="",
